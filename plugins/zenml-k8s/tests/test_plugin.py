@@ -1,0 +1,6 @@
+from zenml_core.testing.conformance import PluginConformance
+
+
+class TestPluginDistribution(PluginConformance):
+    distribution = "zenml-k8s"
+    backends: dict[str, list[str]] = {}

@@ -1,0 +1,57 @@
+"""The built-in local backends: the no-set-up defaults of every pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from zenml_core.backends.base import BaseOrchestrator, BaseProcessingBackend, BaseTrainingBackend
+from zenml_core.exceptions import ConfigError
+
+#: Beam runners that execute on this machine without downloading anything. Beam's default
+#: DirectRunner first tries to fetch a Prism binary from the internet, so it is never implied.
+LOCAL_BEAM_RUNNERS = ("FnApiRunner", "BundleBasedDirectRunner")
+
+
+@dataclass
+class LocalOrchestrator(BaseOrchestrator):
+    """Runs the whole pipeline in this Python process."""
+
+
+@dataclass
+class LocalProcessingBackend(BaseProcessingBackend):
+    """Runs a data step's Beam job on this machine with an explicitly chosen local runner."""
+
+    runner: str = "FnApiRunner"
+    #: "in_memory" or "multi_processing"; Beam's "multi_threading" is refused (it lost rows).
+    running_mode: str = "in_memory"
+    num_workers: int = 1
+
+    def validate(self) -> None:
+        if self.runner not in LOCAL_BEAM_RUNNERS:
+            raise ConfigError(
+                f"LocalProcessingBackend: runner {self.runner!r} is not a local Beam runner; "
+                f"use one of {list(LOCAL_BEAM_RUNNERS)}."
+            )
+        if self.running_mode == "multi_threading":
+            raise ConfigError(
+                "LocalProcessingBackend: running_mode 'multi_threading' silently loses rows in "
+                "Beam's FnApiRunner; use 'multi_processing' for parallelism or 'in_memory'."
+            )
+        if self.running_mode not in ("in_memory", "multi_processing"):
+            raise ConfigError(
+                f"LocalProcessingBackend: running_mode {self.running_mode!r} is unknown; "
+                "use 'in_memory' or 'multi_processing'."
+            )
+        if self.num_workers < 1:
+            raise ConfigError(
+                f"LocalProcessingBackend: num_workers must be at least 1, got {self.num_workers}."
+            )
+        if self.running_mode == "in_memory" and self.num_workers != 1:
+            raise ConfigError(
+                "LocalProcessingBackend: num_workers > 1 needs running_mode='multi_processing'."
+            )
+
+
+@dataclass
+class LocalTrainingBackend(BaseTrainingBackend):
+    """Runs the trainer step in this Python process."""

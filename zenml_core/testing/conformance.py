@@ -1,0 +1,154 @@
+"""Conformance suites: the one contract every backend and plugin meets, first-party or not.
+
+Subclass the suite for your backend's kind in a test module, named ``Test...`` so pytest
+collects it, and fill in the class attributes::
+
+    from zenml_core.testing.conformance import OrchestratorConformance
+
+    class TestKubernetesOrchestrator(OrchestratorConformance):
+        backend_class = KubernetesOrchestrator
+        name = "kubernetes"
+        params = {"namespace": "ml", "image": "zenml:0.1.0"}
+        bad_params = [({"namespace": "Not_Valid"}, "namespace")]
+
+The suites ask the process-wide plugin manager, so they test the plugin as installed, found
+through its entry point. Set ``installed = False`` to skip the checks that need a real
+installation (e.g. a class registered in-process with the ``zenml_plugins`` fixture).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+import typing
+from typing import Any, ClassVar
+
+import pytest
+
+from zenml_core.backends.base import (
+    KINDS,
+    BaseComponent,
+)
+from zenml_core.exceptions import ConfigError
+from zenml_core.plugins import LOADED, PluginManager, get_plugin_manager
+from zenml_core.testing import heavy_modules_imported
+
+
+class BackendConformance:
+    """Checks shared by every kind: registration, config round trips, clear errors, light import."""
+
+    kind: ClassVar[str] = ""
+    backend_class: ClassVar[type[BaseComponent]]
+    name: ClassVar[str]
+    #: parameters a user would write; the suite builds the backend from them
+    params: ClassVar[dict[str, Any]] = {}
+    #: (parameters, text the error message must contain): each must be refused on construction
+    bad_params: ClassVar[list[tuple[dict[str, Any], str]]] = []
+    installed: ClassVar[bool] = True
+
+    def make(self, **overrides: Any) -> BaseComponent:
+        return self.backend_class.from_params({**self.params, **overrides})
+
+    def test_subclasses_the_base_of_its_kind(self) -> None:
+        _, base = KINDS[self.kind]
+        assert issubclass(self.backend_class, base)
+        assert self.backend_class.KIND == self.kind
+        assert dataclasses.is_dataclass(self.backend_class), "parameters are dataclass fields"
+
+    def test_registered_under_its_name(self) -> None:
+        manager = get_plugin_manager()
+        assert manager.get_class(self.kind, self.name) is self.backend_class
+        assert manager.name_of(self.backend_class) == self.name
+
+    def test_config_round_trips_through_json(self) -> None:
+        backend = self.make()
+        config = json.loads(json.dumps(backend.to_config()))
+        assert config["kind"] == self.kind and config["name"] == self.name
+        assert type(backend).from_config(config) == backend
+        assert KINDS[self.kind][1].from_config(config) == backend
+
+    def test_config_round_trips_through_yaml(self) -> None:
+        backend = self.make()
+        assert type(backend).from_yaml(backend.to_yaml()) == backend
+
+    def test_unknown_parameter_is_named(self) -> None:
+        with pytest.raises(ConfigError, match="no_such_parameter"):
+            self.backend_class.from_params({**self.params, "no_such_parameter": 1})
+
+    def test_wrongly_typed_parameters_are_refused(self) -> None:
+        hints = typing.get_type_hints(self.backend_class)
+        checked = 0
+        for f in dataclasses.fields(self.backend_class):  # type: ignore[arg-type]
+            if hints.get(f.name, Any) is Any:
+                continue
+            with pytest.raises(ConfigError, match=f.name):
+                self.make(**{f.name: {"not", "a", "valid", "value"}})
+            checked += 1
+        if not checked:
+            pytest.skip(f"{self.backend_class.__qualname__} has no typed parameters")
+
+    def test_bad_parameters_are_refused_with_a_clear_error(self) -> None:
+        if not self.bad_params:
+            pytest.skip("no bad_params given")
+        for overrides, expected_text in self.bad_params:
+            with pytest.raises(ConfigError) as caught:
+                self.make(**overrides)
+            assert expected_text in str(caught.value), (overrides, str(caught.value))
+
+    def test_importing_the_backend_is_light(self) -> None:
+        module = self.backend_class.__module__
+        assert heavy_modules_imported(f"import {module}") == []
+
+    def test_listed_by_the_cli(self) -> None:
+        if not self.installed:
+            pytest.skip("backend is registered in-process, not installed")
+        result = subprocess.run(
+            [sys.executable, "-m", "zenml_core", "backends", self.kind, "--json"],
+            capture_output=True, text=True, check=True,
+        )
+        names = {row["name"]: row["class"] for row in json.loads(result.stdout)}
+        cls = self.backend_class
+        assert names.get(self.name) == f"{cls.__module__}.{cls.__qualname__}"
+
+
+class OrchestratorConformance(BackendConformance):
+    kind = "orchestrator"
+
+
+class ProcessingBackendConformance(BackendConformance):
+    kind = "processing"
+
+
+class TrainingBackendConformance(BackendConformance):
+    kind = "training"
+
+
+class PluginConformance:
+    """Checks of a plugin distribution as installed: found, compatible, loaded, light."""
+
+    distribution: ClassVar[str]
+    #: kind -> names the plugin must provide
+    backends: ClassVar[dict[str, list[str]]] = {}
+
+    def _info(self) -> Any:
+        manager = PluginManager()  # a fresh scan of what is installed, not a cached one
+        found = [p for p in manager.plugins() if p.distribution == self.distribution]
+        assert found, f"{self.distribution} is not found through the zenml_core.plugins entry points"
+        return found
+
+    def test_found_and_loaded_without_errors(self) -> None:
+        for info in self._info():
+            assert info.status == LOADED, info.errors
+
+    def test_provides_its_backends(self) -> None:
+        provided: dict[str, set[str]] = {}
+        for info in self._info():
+            for kind, names in info.backends.items():
+                provided.setdefault(kind, set()).update(names)
+        assert provided == {kind: set(names) for kind, names in self.backends.items()}
+
+    def test_importing_the_plugin_is_light(self) -> None:
+        for info in self._info():
+            assert heavy_modules_imported(f"import {info.module.split(':')[0]}") == []

@@ -1,0 +1,28 @@
+"""pytest fixtures for zenml-core and plugin tests.
+
+Enable them with ``pytest_plugins = ["zenml_core.testing.fixtures"]`` in your conftest.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from zenml_core.plugins import PluginManager, set_plugin_manager
+
+
+@pytest.fixture
+def zenml_plugins() -> Iterator[PluginManager]:
+    """A fresh plugin manager with only the built-in backends, installed as the process default.
+
+    Register an in-process plugin with ``zenml_plugins.register(module_or_object, name=...)``;
+    whatever happens to be installed in the environment is not loaded. The previous manager is
+    restored afterwards.
+    """
+    manager = PluginManager(entry_points=None)
+    previous = set_plugin_manager(manager)
+    try:
+        yield manager
+    finally:
+        set_plugin_manager(previous)
