@@ -113,7 +113,7 @@ def _canonical(name: str) -> str:
 def _env_list(env: Mapping[str, str], key: str) -> set[str] | None:
     if key not in env:
         return None
-    return {_canonical(item) for item in env[key].split(",") if item.strip()}
+    return {_canonical(item.strip()) for item in env[key].split(",") if item.strip()}
 
 
 def _env_flag(env: Mapping[str, str], key: str) -> bool:
@@ -335,7 +335,9 @@ class PluginManager:
             if info.status in (FAILED, INCOMPATIBLE)
             for error in info.errors
         ]
-        lines += [_conflict_message(kind, name, infos) for (kind, name), infos in self._conflicts.items()]
+        lines += [
+            _conflict_message(kind, name, infos) for (kind, name), infos in self._conflicts.items()
+        ]
         return lines
 
     def raise_problems(self) -> None:
@@ -377,8 +379,11 @@ class PluginManager:
                 return _plugin_error(info, f"{base} {info.label} provides it but")
         distribution = FIRST_PARTY.get((kind, name))
         if distribution:
-            installed = [i for i in self._plugins if i.distribution and
-                         _canonical(i.distribution) == _canonical(distribution)]
+            installed = [
+                i
+                for i in self._plugins
+                if i.distribution and _canonical(i.distribution) == _canonical(distribution)
+            ]
             for info in installed:
                 if info.status in (FAILED, INCOMPATIBLE):
                     return _plugin_error(info, f"{base} It comes from {info.label}, which")
@@ -392,8 +397,9 @@ class PluginManager:
                     f"{base} {installed[0].label} is installed but does not provide it; "
                     f"upgrade it: pip install -U {distribution}"
                 )
-            return UnknownBackendError(f"{base} {name!r} is provided by {distribution}: "
-                                       f"pip install {distribution}")
+            return UnknownBackendError(
+                f"{base} {name!r} is provided by {distribution}: pip install {distribution}"
+            )
         broken = [i.label for i in self._plugins if i.status in (FAILED, INCOMPATIBLE)]
         hint = (
             f" These plugins failed to load and might provide it: {', '.join(broken)}; "

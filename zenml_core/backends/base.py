@@ -71,7 +71,7 @@ class BaseComponent:
             raise ConfigError("Component config has no 'kind'; add e.g. kind: orchestrator.")
         if cls.KIND and kind != cls.KIND:
             raise ConfigError(
-                f"Expected a {cls.KIND} config, got kind {kind!r}; "
+                f"Expected a config of kind {cls.KIND!r}, got kind {kind!r}; "
                 f"check the 'kind' of {config.get('name')!r}."
             )
         name = config.get("name")
@@ -90,7 +90,9 @@ class BaseComponent:
     @classmethod
     def from_params(cls: type[C], params: Mapping[str, Any]) -> C:
         """Construct from a parameter mapping, naming unknown or missing parameters."""
-        fields = {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+        fields: dict[str, dataclasses.Field[Any]] = (
+            {f.name: f for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else {}
+        )
         unknown = sorted(set(params) - set(fields))
         if unknown:
             raise ConfigError(

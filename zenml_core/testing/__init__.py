@@ -33,6 +33,4 @@ def heavy_modules_imported(statement: str, *, env: dict[str, str] | None = None)
     if result.returncode != 0:
         raise AssertionError(f"{statement!r} failed in a fresh interpreter:\n{result.stderr}")
     modules = json.loads(result.stdout.strip().splitlines()[-1])
-    return sorted(
-        m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY_MODULES)
-    )
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY_MODULES))

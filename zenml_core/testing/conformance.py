@@ -54,7 +54,7 @@ class BackendConformance:
     def test_subclasses_the_base_of_its_kind(self) -> None:
         _, base = KINDS[self.kind]
         assert issubclass(self.backend_class, base)
-        assert self.backend_class.KIND == self.kind
+        assert self.kind == self.backend_class.KIND
         assert dataclasses.is_dataclass(self.backend_class), "parameters are dataclass fields"
 
     def test_registered_under_its_name(self) -> None:
@@ -106,7 +106,9 @@ class BackendConformance:
             pytest.skip("backend is registered in-process, not installed")
         result = subprocess.run(
             [sys.executable, "-m", "zenml_core", "backends", self.kind, "--json"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
         names = {row["name"]: row["class"] for row in json.loads(result.stdout)}
         cls = self.backend_class
@@ -135,7 +137,9 @@ class PluginConformance:
     def _info(self) -> Any:
         manager = PluginManager()  # a fresh scan of what is installed, not a cached one
         found = [p for p in manager.plugins() if p.distribution == self.distribution]
-        assert found, f"{self.distribution} is not found through the zenml_core.plugins entry points"
+        assert found, (
+            f"{self.distribution} is not found through the zenml_core.plugins entry points"
+        )
         return found
 
     def test_found_and_loaded_without_errors(self) -> None:

@@ -17,7 +17,7 @@ from zenml_core._version import __version__
 DEFAULT_CORE_RANGE = f">={__version__},<1"
 
 #: A module body registering one orchestrator named NAME (a dataclass with one parameter).
-ORCHESTRATOR_PLUGIN = '''
+ORCHESTRATOR_PLUGIN = """
 from dataclasses import dataclass
 
 from zenml_core import hookimpl
@@ -32,7 +32,7 @@ class {class_name}(BaseOrchestrator):
 @hookimpl
 def register_orchestrators(register):
     register({name!r}, {class_name})
-'''
+"""
 
 
 def write_plugin_project(
@@ -56,7 +56,8 @@ def write_plugin_project(
     dependencies = [*extra_dependencies]
     if core_requirement is not None:
         dependencies.append(f"zenml-core{core_requirement}")
-    (project / "pyproject.toml").write_text(textwrap.dedent(f"""\
+    (project / "pyproject.toml").write_text(
+        textwrap.dedent(f"""\
         [build-system]
         requires = ["hatchling"]
         build-backend = "hatchling.build"
@@ -71,7 +72,8 @@ def write_plugin_project(
 
         [tool.hatch.build.targets.wheel]
         packages = ["{package}"]
-        """))
+        """)
+    )
     (project / package / "__init__.py").write_text("")
     (project / package / "plugin.py").write_text(textwrap.dedent(module_source))
     return project
@@ -84,8 +86,18 @@ def orchestrator_plugin_source(name: str, class_name: str = "AcmeOrchestrator") 
 def build_wheels(projects: Iterable[Path], wheel_dir: Path) -> None:
     """Build wheels with the hatchling of this environment (no network, no isolation)."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "--wheel-dir", str(wheel_dir), *map(str, projects)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--wheel-dir",
+            str(wheel_dir),
+            *map(str, projects),
+        ],
         check=True,
     )
 
@@ -93,7 +105,18 @@ def build_wheels(projects: Iterable[Path], wheel_dir: Path) -> None:
 def install_wheels(wheels: Iterable[Path], target: Path) -> None:
     """pip-install wheels into ``target`` (a folder to put on PYTHONPATH), without deps."""
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--disable-pip-version-check", "--target", str(target), *map(str, wheels)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            *map(str, wheels),
+        ],
         check=True,
     )

@@ -1,0 +1,28 @@
+"""The built-in local backends pass the same conformance suites as every plugin."""
+
+from zenml_core.backends import LocalOrchestrator, LocalProcessingBackend, LocalTrainingBackend
+from zenml_core.testing.conformance import (
+    OrchestratorConformance,
+    ProcessingBackendConformance,
+    TrainingBackendConformance,
+)
+
+
+class TestLocalOrchestrator(OrchestratorConformance):
+    backend_class = LocalOrchestrator
+    name = "local"
+
+
+class TestLocalProcessingBackend(ProcessingBackendConformance):
+    backend_class = LocalProcessingBackend
+    name = "local"
+    params = {"running_mode": "multi_processing", "num_workers": 2}
+    bad_params = [
+        ({"running_mode": "multi_threading"}, "multi_threading"),
+        ({"num_workers": 0}, "num_workers"),
+    ]
+
+
+class TestLocalTrainingBackend(TrainingBackendConformance):
+    backend_class = LocalTrainingBackend
+    name = "local"

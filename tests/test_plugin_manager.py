@@ -1,0 +1,246 @@
+"""The plugin manager's policies, with plugins registered in-process.
+
+Discovery through real installed distributions is in test_discovery.py.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pytest
+
+from zenml_core import hookimpl
+from zenml_core.backends import (
+    BaseArtifactStore,
+    BaseMetadataStore,
+    BaseOrchestrator,
+    BaseProcessingBackend,
+    BaseTrainingBackend,
+    LocalOrchestrator,
+)
+from zenml_core.exceptions import PluginConflictError, PluginError, PluginLoadError
+from zenml_core.plugins import FAILED, LOADED, PluginManager
+
+
+@dataclass
+class SpaceOrchestrator(BaseOrchestrator):
+    orbit: str = "leo"
+
+
+@dataclass
+class SparkProcessing(BaseProcessingBackend):
+    master: str = "local[2]"
+
+
+@dataclass
+class TpuTraining(BaseTrainingBackend):
+    cores: int = 8
+
+
+@dataclass
+class MemoryArtifactStore(BaseArtifactStore):
+    pass
+
+
+@dataclass
+class MemoryMetadataStore(BaseMetadataStore):
+    pass
+
+
+class EveryKindPlugin:
+    @hookimpl
+    def register_orchestrators(self, register):
+        register("space", SpaceOrchestrator)
+
+    @hookimpl
+    def register_processing_backends(self, register):
+        register("spark", SparkProcessing)
+
+    @hookimpl
+    def register_training_backends(self, register):
+        register("tpu", TpuTraining)
+
+    @hookimpl
+    def register_artifact_stores(self, register):
+        register("mem", MemoryArtifactStore)
+
+    @hookimpl
+    def register_metadata_stores(self, register):
+        register("memory", MemoryMetadataStore)
+
+
+def test_builtin_local_backends_come_through_the_hooks(zenml_plugins):
+    (builtin,) = zenml_plugins.plugins()
+    assert (builtin.name, builtin.distribution, builtin.status) == ("builtin", "zenml-core", LOADED)
+    assert builtin.backends == {
+        "orchestrator": ["local"],
+        "processing": ["local"],
+        "training": ["local"],
+    }
+    assert zenml_plugins.get_class("orchestrator", "local") is LocalOrchestrator
+
+
+def test_every_hook_registers_its_kind(zenml_plugins):
+    info = zenml_plugins.register(
+        EveryKindPlugin(), name="every", distribution="zenml-every", version="2.0"
+    )
+    assert info.status == LOADED, info.errors
+    assert zenml_plugins.get_class("orchestrator", "space") is SpaceOrchestrator
+    assert zenml_plugins.get_class("processing", "spark") is SparkProcessing
+    assert zenml_plugins.get_class("training", "tpu") is TpuTraining
+    assert zenml_plugins.get_class("artifact_store", "mem") is MemoryArtifactStore
+    assert zenml_plugins.get_class("metadata_store", "memory") is MemoryMetadataStore
+    assert [r.plugin.distribution for r in zenml_plugins.registrations("training")] == [
+        "zenml-core",
+        "zenml-every",
+    ]
+    assert SpaceOrchestrator(orbit="geo").to_config()["name"] == "space"
+
+
+def test_a_hook_may_take_fewer_arguments_than_its_spec(zenml_plugins):
+    called = []
+
+    class Minimal:
+        @hookimpl
+        def register_orchestrators(self):
+            called.append(True)
+
+    assert zenml_plugins.register(Minimal(), name="minimal").status == LOADED
+    assert called == [True]
+
+
+def test_exception_inside_a_hook_breaks_only_that_plugin(zenml_plugins):
+    class Exploding:
+        @hookimpl
+        def register_orchestrators(self, register):
+            register("boom", SpaceOrchestrator)
+            raise RuntimeError("credentials file missing")
+
+    info = zenml_plugins.register(
+        Exploding(), name="exploding", distribution="zenml-boom", version="0.3"
+    )
+    assert info.status == FAILED
+    assert (
+        "raised in register_orchestrators: RuntimeError: credentials file missing" in info.errors[0]
+    )
+    with pytest.raises(PluginLoadError) as caught:
+        zenml_plugins.get_class("orchestrator", "boom")
+    message = str(caught.value)
+    assert "zenml-boom 0.3 (plugin 'exploding') provides it but failed to load" in message
+    assert "credentials file missing" in message
+    assert "pip install -U zenml-boom" in message and "ZENML_PLUGINS_BLOCK=exploding" in message
+    assert zenml_plugins.get_class("orchestrator", "local") is LocalOrchestrator
+
+
+def test_bad_hook_signature_is_recorded(zenml_plugins):
+    class BadSignature:
+        @hookimpl
+        def register_orchestrators(self, register, cluster):
+            register("bad", SpaceOrchestrator)
+
+    info = zenml_plugins.register(BadSignature(), name="badsig")
+    assert info.status == FAILED
+    assert "has a bad hook" in info.errors[0] and "cluster" in info.errors[0]
+    assert "bad" not in zenml_plugins.names("orchestrator")
+
+
+def test_misspelled_hook_is_recorded(zenml_plugins):
+    class Misspelled:
+        @hookimpl
+        def register_orchestrator(self, register):
+            register("typo", SpaceOrchestrator)
+
+    info = zenml_plugins.register(Misspelled(), name="misspelled")
+    assert info.status == FAILED
+    assert "implements a hook zenml-core does not define" in info.errors[0]
+    assert "register_orchestrator" in info.errors[0]
+
+
+def test_hook_without_the_marker_is_recorded(zenml_plugins):
+    class Unmarked:
+        def register_orchestrators(self, register):
+            register("unmarked", SpaceOrchestrator)
+
+    info = zenml_plugins.register(Unmarked(), name="unmarked")
+    assert info.status == FAILED
+    assert "decorate it with @zenml_core.hookimpl" in info.errors[0]
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "message"),
+    [
+        ("space", object, "is not a subclass of zenml_core.backends.BaseOrchestrator"),
+        ("space", TpuTraining, "is not a subclass of zenml_core.backends.BaseOrchestrator"),
+        ("Space Ship", SpaceOrchestrator, "names are short lowercase words"),
+        ("", SpaceOrchestrator, "names are short lowercase words"),
+    ],
+)
+def test_invalid_registrations_are_recorded(zenml_plugins, name, cls, message):
+    class Invalid:
+        @hookimpl
+        def register_orchestrators(self, register):
+            register(name, cls)
+
+    info = zenml_plugins.register(Invalid(), name="invalid")
+    assert info.status == FAILED
+    assert message in info.errors[0]
+
+
+def test_two_plugins_one_name_is_an_error_naming_both(zenml_plugins):
+    class Impostor:
+        @hookimpl
+        def register_orchestrators(self, register):
+            register("local", SpaceOrchestrator)
+
+    zenml_plugins.register(
+        Impostor(), name="impostor", distribution="zenml-impostor", version="9.9"
+    )
+    with pytest.raises(PluginConflictError) as caught:
+        zenml_plugins.get_class("orchestrator", "local")
+    message = str(caught.value)
+    assert "orchestrator backend name 'local' is registered by both" in message
+    assert "zenml-core 0.1.0" in message and "zenml-impostor 9.9" in message
+    assert zenml_plugins.get_class("processing", "local")  # the rest still works
+    assert len(zenml_plugins.problems()) == 1
+
+
+def test_registering_the_same_plugin_name_twice_is_refused(zenml_plugins):
+    zenml_plugins.register(EveryKindPlugin(), name="every")
+    with pytest.raises(PluginError, match="already registered"):
+        zenml_plugins.register(EveryKindPlugin(), name="every")
+
+
+def test_strict_mode_makes_any_problem_fatal():
+    class Exploding:
+        @hookimpl
+        def register_orchestrators(self, register):
+            raise RuntimeError("nope")
+
+    manager = PluginManager(entry_points=None, env={"ZENML_STRICT_PLUGINS": "1"})
+    with pytest.raises(PluginLoadError, match="ZENML_STRICT_PLUGINS is set"):
+        manager.register(Exploding(), name="exploding")
+
+
+def test_plugins_load_once_even_when_asked_from_many_threads():
+    scans = []
+
+    def entry_points():
+        scans.append(threading.get_ident())
+        return []
+
+    manager = PluginManager(entry_points=entry_points)
+    barrier = threading.Barrier(8)
+    found = []
+
+    def ask():
+        barrier.wait()
+        found.append(manager.get_class("orchestrator", "local"))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(scans) == 1
+    assert found == [LocalOrchestrator] * 8
