@@ -20,7 +20,16 @@ from zenml_core.backends import (
     LocalOrchestrator,
 )
 from zenml_core.exceptions import PluginConflictError, PluginError, PluginLoadError
-from zenml_core.plugins import FAILED, LOADED, PluginManager
+from zenml_core.plugins import FAILED, LOADED, PluginManager, set_plugin_manager
+
+
+@pytest.fixture
+def zenml_plugins():
+    """Lenient whatever the environment says: these tests register broken plugins on purpose."""
+    manager = PluginManager(entry_points=None, env={})
+    previous = set_plugin_manager(manager)
+    yield manager
+    set_plugin_manager(previous)
 
 
 @dataclass

@@ -1,0 +1,73 @@
+"""Test sessions: the core, each plugin in its own fresh environment, everything together,
+lint and types. Run all with ``./dev test``; one with ``./dev test -s lint``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
+PYTHON = "3.11"  # ml-metadata's wheels end at cp311
+
+nox.options.default_venv_backend = "uv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "typecheck", "core", "plugin", "all"]
+
+# Any plugin problem fails the run; tests talk to loopback only.
+TEST_ENV = {"ZENML_STRICT_PLUGINS": "1", "NO_GCE_CHECK": "true"}
+
+
+def _install(session: nox.Session, *targets: str) -> None:
+    session.install(*CONSTRAINTS, *targets)
+
+
+def _pytest(session: nox.Session, *paths: str) -> None:
+    session.run("pytest", *paths, *session.posargs, env=TEST_ENV)
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    _install(session, "ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python=PYTHON)
+def typecheck(session: nox.Session) -> None:
+    _install(session, "mypy", "types-PyYAML", "-e", ".[test]")
+    session.run("mypy")
+
+
+@nox.session(python=PYTHON)
+def core(session: nox.Session) -> None:
+    """The core alone, installed as a user would (not editable), with no plugin present."""
+    _install(session, ".[test]")
+    _pytest(session, "tests")
+
+
+@nox.session(python=PYTHON)
+@nox.parametrize("plugin", PLUGINS, ids=PLUGINS)
+def plugin(session: nox.Session, plugin: str) -> None:
+    """One plugin in a fresh environment with the core and only what it needs."""
+    _install(session, ".[test]", f"./plugins/{plugin}")
+    _pytest(session, f"plugins/{plugin}/tests")
+
+
+@nox.session(python=PYTHON, name="all")
+def everything(session: nox.Session) -> None:
+    """Every distribution installed together: discovery must still be clean and unambiguous."""
+    _install(session, ".[test]", *(f"./plugins/{p}" for p in PLUGINS))
+    session.run("zenml", "plugins", env=TEST_ENV)
+    _pytest(session, "--import-mode=importlib", "tests", *(f"plugins/{p}/tests" for p in PLUGINS))
+
+
+@nox.session(python=PYTHON, name="bench")
+def bench(session: nox.Session) -> None:
+    """Benchmarks (not part of the default run): ``./dev bench``."""
+    _install(session, ".[test]")
+    session.run("python", "bench/run.py", *session.posargs, env={"UV": os.environ.get("UV", "")})
