@@ -22,7 +22,7 @@ def main() -> int:
             str(r["target"]),
             "yes" if r["ok"] else "NO",
             ", ".join(r["heavy modules"]) or "none",
-        ]  # type: ignore[arg-type]
+        ]
         for r in rows
     ]
     widths = [max(len(row[i]) for row in [header, *table]) for i in range(len(header))]
