@@ -26,3 +26,14 @@ def zenml_plugins() -> Iterator[PluginManager]:
         yield manager
     finally:
         set_plugin_manager(previous)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Name every zenml plugin found, with its version and state, at the top of a test run."""
+    from zenml_core.plugins import PluginManager
+
+    plugins = PluginManager().plugins()
+    return [
+        "zenml plugins: "
+        + ", ".join(f"{p.distribution or p.name} {p.version or '?'} ({p.status})" for p in plugins)
+    ]
