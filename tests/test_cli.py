@@ -35,8 +35,8 @@ def test_plugins_table_lists_the_builtin_plugin(zenml_plugins, capsys):
         "local",
         "local",
         "local",
-        "-",
-        "-",
+        "file",
+        "mysql,sqlite",
     ]
 
 
@@ -51,7 +51,13 @@ def test_plugins_json(zenml_plugins, capsys):
             "version": __version__,
             "module": "zenml_core.builtin_plugin",
             "status": "loaded",
-            "backends": {"orchestrator": ["local"], "processing": ["local"], "training": ["local"]},
+            "backends": {
+                "orchestrator": ["local"],
+                "processing": ["local"],
+                "training": ["local"],
+                "artifact_store": ["file"],
+                "metadata_store": ["mysql", "sqlite"],
+            },
             "errors": [],
         }
     ]

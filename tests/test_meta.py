@@ -10,7 +10,7 @@ import pytest
 from packaging.requirements import Requirement
 
 from zenml_core import __version__, hookspecs
-from zenml_core.backends.base import KINDS
+from zenml_core.kinds import KINDS
 from zenml_core.testing import heavy_modules_imported
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 import pytest
 
 from zenml_core import hookimpl
+from zenml_core.artifacts import BaseArtifactStore
 from zenml_core.backends import (
-    BaseArtifactStore,
-    BaseMetadataStore,
     BaseOrchestrator,
     BaseProcessingBackend,
     BaseTrainingBackend,
     LocalOrchestrator,
 )
 from zenml_core.exceptions import PluginConflictError, PluginError, PluginLoadError
+from zenml_core.metadata import BaseMetadataStore
 from zenml_core.plugins import FAILED, LOADED, PluginManager, set_plugin_manager
 
 
@@ -36,15 +36,24 @@ def zenml_plugins():
 class SpaceOrchestrator(BaseOrchestrator):
     orbit: str = "leo"
 
+    def run(self, request):
+        return request.execute()
+
 
 @dataclass
 class SparkProcessing(BaseProcessingBackend):
     master: str = "local[2]"
 
+    def beam_args(self, job_name):
+        return [f"--spark_master_url={self.master}"]
+
 
 @dataclass
 class TpuTraining(BaseTrainingBackend):
     cores: int = 8
+
+    def run_step(self, request):
+        request.execute()
 
 
 @dataclass
@@ -86,6 +95,8 @@ def test_builtin_local_backends_come_through_the_hooks(zenml_plugins):
         "orchestrator": ["local"],
         "processing": ["local"],
         "training": ["local"],
+        "artifact_store": ["file"],
+        "metadata_store": ["sqlite", "mysql"],
     }
     assert zenml_plugins.get_class("orchestrator", "local") is LocalOrchestrator
 

@@ -24,3 +24,18 @@ def register_training_backends(register: Register) -> None:
     from zenml_core.backends.local import LocalTrainingBackend
 
     register("local", LocalTrainingBackend)
+
+
+@hookimpl
+def register_artifact_stores(register: Register) -> None:
+    from zenml_core.artifacts.local import LocalArtifactStore
+
+    register("file", LocalArtifactStore)
+
+
+@hookimpl
+def register_metadata_stores(register: Register) -> None:
+    from zenml_core.metadata.mlmd import MySQLMetadataStore, SQLiteMetadataStore
+
+    register("sqlite", SQLiteMetadataStore)
+    register("mysql", MySQLMetadataStore)

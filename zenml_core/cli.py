@@ -6,9 +6,10 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from zenml_core._version import __version__
-from zenml_core.exceptions import ZenMLError
+from zenml_core.exceptions import ConfigError, ZenMLError
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -22,7 +23,7 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
-    from zenml_core.backends.base import KINDS
+    from zenml_core.kinds import KINDS
     from zenml_core.plugins import get_plugin_manager
 
     manager = get_plugin_manager()
@@ -97,8 +98,146 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress_printer() -> Any:
+    marks = {
+        "start": "run",
+        "completed": "done",
+        "cached": "cached",
+        "failed": "FAILED",
+        "skipped": "skipped",
+    }
+
+    def show(event: str, step: str, detail: str) -> None:
+        print(f"  [{marks.get(event, event):>7}] {step:<28} {detail}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _report(result: Any) -> int:
+    print(f"run {result.run_id}: {result.status}")
+    print(f"  metadata:  {_where(result.metadata_store)}")
+    print(f"  artifacts: {result.artifact_store.root}")
+    return 0
+
+
+def _where(store: Any) -> str:
+    return str(getattr(store, "_where", lambda: type(store).__name__)())
+
+
+def _cmd_init(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from zenml_core.repository import init
+
+    folder = init(Path(args.path).absolute())
+    print(
+        f"Initialised {folder}: metadata in {folder / 'metadata.db'}, artifacts in "
+        f"{folder / 'artifacts'}"
+    )
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from zenml_core.exceptions import StepFailedError
+
+    progress = _progress_printer()
+    try:
+        if args.spec:
+            from zenml_core.pipeline.runner import run_spec
+
+            result = run_spec(args.spec, progress=progress)
+        else:
+            if not args.pipeline:
+                raise ConfigError("Give a pipeline YAML file, or --spec for a run spec.")
+            from zenml_core.pipeline import Pipeline
+
+            path = Path(args.pipeline)
+            if not path.is_file():
+                raise ConfigError(f"No pipeline file {path}.")
+            for folder in (str(path.parent.absolute()), str(Path.cwd())):
+                if folder not in sys.path:
+                    sys.path.insert(0, folder)  # steps are usually modules beside the YAML
+            pipeline = Pipeline.from_yaml_file(path)
+            result = pipeline.run(enable_cache=False if args.no_cache else None, progress=progress)
+    except StepFailedError as error:
+        print(f"zenml: {error}", file=sys.stderr)
+        return 1
+    return _report(result)
+
+
+def _cmd_step(args: argparse.Namespace) -> int:
+    from zenml_core.pipeline.runner import run_spec_step
+
+    run_spec_step(args.spec, args.step, args.execution_id)
+    return 0
+
+
+def _metadata_store() -> Any:
+    from zenml_core.kinds import KINDS
+    from zenml_core.repository import default_components
+
+    return KINDS["metadata_store"][1].from_config(default_components()["metadata_store"])
+
+
+def _cmd_runs_list(args: argparse.Namespace) -> int:
+    runs = _metadata_store().list_runs(args.pipeline)
+    if args.json:
+        print(json.dumps([_run_json(r) for r in runs], indent=2))
+        return 0
+    rows = [[r.run_id, r.pipeline, r.status, _time(r.started_at), _duration(r)] for r in runs]
+    print(_table(["RUN", "PIPELINE", "STATUS", "STARTED", "DURATION"], rows))
+    return 0
+
+
+def _cmd_runs_show(args: argparse.Namespace) -> int:
+    run = _metadata_store().get_run(args.run)
+    if args.json:
+        print(json.dumps(_run_json(run, steps=True), indent=2))
+        return 0
+    print(
+        f"run {run.run_id}  pipeline {run.pipeline}  {run.status}  "
+        f"orchestrator {run.orchestrator}  {_duration(run)}"
+    )
+    if run.error:
+        print(f"error: {run.error}")
+    rows = []
+    for step in run.steps:
+        outputs = ", ".join(f"{n}={a.uri}" for n, a in sorted(step.outputs.items())) or "-"
+        rows.append([step.step, step.state, _duration(step), step.backend, outputs])
+    print(_table(["STEP", "STATE", "DURATION", "BACKEND", "OUTPUTS"], rows))
+    for step in run.steps:
+        if step.error:
+            print(f"\n{step.step} failed:\n{step.error}")
+    return 0
+
+
+def _run_json(run: Any, steps: bool = False) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    data = asdict(run)
+    if not steps:
+        data.pop("steps")
+    return data
+
+
+def _time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(record: Any) -> str:
+    if record.started_at is None or record.ended_at is None:
+        return "-"
+    return f"{record.ended_at - record.started_at:.2f}s"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from zenml_core.backends.base import KINDS
+    from zenml_core.kinds import KINDS
 
     parser = argparse.ArgumentParser(
         prog="zenml", description="ML pipelines on pluggable backends."
@@ -119,6 +258,33 @@ def build_parser() -> argparse.ArgumentParser:
     backends.add_argument("kind", nargs="?", choices=list(KINDS))
     backends.add_argument("--json", action="store_true", help="machine-readable output")
     backends.set_defaults(handler=_cmd_backends)
+
+    init = commands.add_parser("init", help="create .zenml/ with the embedded defaults here")
+    init.add_argument("path", nargs="?", default=".")
+    init.set_defaults(handler=_cmd_init)
+
+    run = commands.add_parser("run", help="run a pipeline YAML file, or a run spec")
+    run.add_argument("pipeline", nargs="?", help="pipeline YAML file")
+    run.add_argument("--spec", help="run spec JSON (a path or an artifact-store URI)")
+    run.add_argument("--no-cache", action="store_true", help="run every step again")
+    run.set_defaults(handler=_cmd_run)
+
+    step = commands.add_parser("step", help="run one step of a run spec (used by backends)")
+    step.add_argument("--spec", required=True)
+    step.add_argument("--step", required=True)
+    step.add_argument("--execution-id", type=int, required=True)
+    step.set_defaults(handler=_cmd_step)
+
+    runs = commands.add_parser("runs", help="list and inspect recorded runs")
+    runs_commands = runs.add_subparsers(dest="runs_command", required=True, metavar="COMMAND")
+    runs_list = runs_commands.add_parser("list", help="runs, newest first")
+    runs_list.add_argument("--pipeline")
+    runs_list.add_argument("--json", action="store_true")
+    runs_list.set_defaults(handler=_cmd_runs_list)
+    runs_show = runs_commands.add_parser("show", help="one run: steps, states, artifacts")
+    runs_show.add_argument("run")
+    runs_show.add_argument("--json", action="store_true")
+    runs_show.set_defaults(handler=_cmd_runs_show)
     return parser
 
 

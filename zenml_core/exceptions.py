@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ZenMLError(Exception):
     """Base of all deliberate zenml-core errors."""
@@ -29,3 +31,28 @@ class IncompatiblePluginError(PluginError):
 
 class UnknownBackendError(ZenMLError, LookupError):
     """No plugin provides the requested backend name."""
+
+
+class ArtifactStoreError(ZenMLError):
+    """An artifact could not be published or read."""
+
+
+class MetadataStoreError(ZenMLError):
+    """The metadata store could not be reached or refused a request."""
+
+
+class PipelineError(ZenMLError, ValueError):
+    """A pipeline is malformed: unknown steps or inputs, a cycle, a bad spec."""
+
+
+class StepFailedError(ZenMLError):
+    """A step raised; the run is recorded as failed and can be resumed.
+
+    ``result`` holds the run's ``RunResult`` (completed steps and their outputs) when known.
+    """
+
+    result: Any = None
+
+    def with_result(self, result: Any) -> StepFailedError:
+        self.result = result
+        return self

@@ -58,7 +58,7 @@ def register_artifact_stores(register: Register) -> None:
     """Register artifact stores by the URI scheme they serve.
 
     Call ``register("gs", GCSArtifactStore)`` so that ``gs://bucket/path`` URIs are handled by
-    that class; it must subclass ``zenml_core.backends.BaseArtifactStore``.
+    that class; it must subclass ``zenml_core.artifacts.BaseArtifactStore``.
     """
 
 
@@ -67,5 +67,5 @@ def register_metadata_stores(register: Register) -> None:
     """Register metadata-store kinds.
 
     Call ``register("mysql", MySQLMetadataStore)`` for each; the class must subclass
-    ``zenml_core.backends.BaseMetadataStore``.
+    ``zenml_core.metadata.BaseMetadataStore``.
     """

@@ -31,7 +31,7 @@ import pluggy
 
 from zenml_core import hookspecs
 from zenml_core._version import __version__ as CORE_VERSION
-from zenml_core.backends.base import KINDS, BaseComponent
+from zenml_core.component import BaseComponent
 from zenml_core.exceptions import (
     ConfigError,
     IncompatiblePluginError,
@@ -40,6 +40,7 @@ from zenml_core.exceptions import (
     PluginLoadError,
     UnknownBackendError,
 )
+from zenml_core.kinds import KINDS
 
 ENV_ALLOW = "ZENML_PLUGINS"
 ENV_BLOCK = "ZENML_PLUGINS_BLOCK"
@@ -459,7 +460,7 @@ def _registration_problem(kind: str, name: str, cls: Any) -> str | None:
     if not (isinstance(cls, type) and issubclass(cls, base)):
         return (
             f"{hook_name} registered {name!r} as {cls!r}, which is not a subclass of "
-            f"zenml_core.backends.{base.__name__}."
+            f"{base.__module__.rsplit('.', 1)[0]}.{base.__name__}."
         )
     return None
 

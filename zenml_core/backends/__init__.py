@@ -1,14 +1,6 @@
-"""Backend and store base classes, and the built-in local backends."""
+"""The three backend kinds' base classes, and the built-in local backends."""
 
-from zenml_core.backends.base import (
-    KINDS,
-    BaseArtifactStore,
-    BaseComponent,
-    BaseMetadataStore,
-    BaseOrchestrator,
-    BaseProcessingBackend,
-    BaseTrainingBackend,
-)
+from zenml_core.backends.base import BaseOrchestrator, BaseProcessingBackend, BaseTrainingBackend
 from zenml_core.backends.local import (
     LocalOrchestrator,
     LocalProcessingBackend,
@@ -16,10 +8,6 @@ from zenml_core.backends.local import (
 )
 
 __all__ = [
-    "KINDS",
-    "BaseArtifactStore",
-    "BaseComponent",
-    "BaseMetadataStore",
     "BaseOrchestrator",
     "BaseProcessingBackend",
     "BaseTrainingBackend",

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from zenml_core.backends.base import BaseOrchestrator, BaseProcessingBackend, BaseTrainingBackend
 from zenml_core.exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from zenml_core.pipeline.engine import RunRequest, RunResult, StepRequest
 
 #: Beam runners that execute on this machine without downloading anything. Beam's default
 #: DirectRunner first tries to fetch a Prism binary from the internet, so it is never implied.
@@ -14,7 +18,23 @@ LOCAL_BEAM_RUNNERS = ("FnApiRunner", "BundleBasedDirectRunner")
 
 @dataclass
 class LocalOrchestrator(BaseOrchestrator):
-    """Runs the whole pipeline in this Python process."""
+    """Runs the whole pipeline in this Python process.
+
+    ``parallelism`` > 1 runs independent branches of the DAG at the same time (threads).
+    """
+
+    RUNS_IN_PROCESS = True
+
+    parallelism: int = 1
+
+    def validate(self) -> None:
+        if self.parallelism < 1:
+            raise ConfigError(
+                f"LocalOrchestrator: parallelism must be at least 1, got {self.parallelism}."
+            )
+
+    def run(self, request: RunRequest) -> RunResult:
+        return request.execute(parallelism=self.parallelism)
 
 
 @dataclass
@@ -51,7 +71,18 @@ class LocalProcessingBackend(BaseProcessingBackend):
                 "LocalProcessingBackend: num_workers > 1 needs running_mode='multi_processing'."
             )
 
+    def beam_args(self, job_name: str) -> list[str]:
+        return [
+            f"--runner={self.runner}",
+            f"--job_name={job_name}",
+            f"--direct_running_mode={self.running_mode}",
+            f"--direct_num_workers={self.num_workers}",
+        ]
+
 
 @dataclass
 class LocalTrainingBackend(BaseTrainingBackend):
     """Runs the trainer step in this Python process."""
+
+    def run_step(self, request: StepRequest) -> None:
+        request.execute()

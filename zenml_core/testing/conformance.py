@@ -27,11 +27,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from zenml_core.backends.base import (
-    KINDS,
-    BaseComponent,
-)
+from zenml_core.component import BaseComponent
 from zenml_core.exceptions import ConfigError
+from zenml_core.kinds import KINDS
 from zenml_core.plugins import LOADED, PluginManager, get_plugin_manager
 from zenml_core.testing import heavy_modules_imported
 

@@ -28,6 +28,9 @@ from zenml_core.backends import BaseOrchestrator
 class {class_name}(BaseOrchestrator):
     region: str = "local"
 
+    def run(self, request):
+        return request.execute()
+
 
 @hookimpl
 def register_orchestrators(register):

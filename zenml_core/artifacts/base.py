@@ -1,0 +1,93 @@
+"""The artifact-store contract: write privately, publish atomically, read back by URI."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from zenml_core.component import BaseComponent
+
+#: Written last inside every published artifact: its presence is what "complete" means for
+#: stores that cannot rename a folder atomically (object stores).
+MANIFEST = ".zenml-artifact"
+
+
+class BaseArtifactStore(BaseComponent, abc.ABC):
+    """Stores artifacts under URIs of one scheme, rooted at ``root``.
+
+    A step writes into a private local folder (``staging``); the store then publishes it under
+    its final URI so that readers either see the complete artifact or nothing.
+    Subclasses are dataclasses with a ``root: str`` field and implement the four primitives.
+    """
+
+    KIND = "artifact_store"
+    root: str
+
+    # -- primitives a store implements ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def publish(self, local_dir: Path, uri: str) -> None:
+        """Make the folder's contents appear at ``uri`` all at once; ``uri`` must not exist."""
+
+    @abc.abstractmethod
+    def exists(self, uri: str) -> bool:
+        """Whether a *complete* artifact is published at ``uri``."""
+
+    @abc.abstractmethod
+    def reader(self, uri: str) -> contextlib.AbstractContextManager[Path]:
+        """A local folder holding the artifact's files, for the duration of the block."""
+
+    @abc.abstractmethod
+    def check_access(self) -> None:
+        """Raise ``ConfigError`` unless this process can write under ``root`` (before a run)."""
+
+    # -- shared behaviour ----------------------------------------------------------------------
+
+    def uri(self, *parts: str) -> str:
+        return "/".join([self.root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+    def staging_parent(self) -> Path | None:
+        """Where private folders are made; a store that renames needs the same filesystem."""
+        return None
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[Path]:
+        """A private local folder to write an artifact into; removed when the block ends."""
+        parent = self.staging_parent()
+        if parent is not None:
+            parent.mkdir(parents=True, exist_ok=True)
+        # the pid in the name lets a later run remove folders of writers that were killed
+        folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-", dir=parent))
+        try:
+            yield folder
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def publish_folder(self, folder: Path, uri: str) -> str:
+        """Seal a staged folder with its fingerprint and publish it; returns the fingerprint."""
+        digest = fingerprint(folder)
+        (folder / MANIFEST).write_text(digest + "\n")
+        self.publish(folder, uri)
+        return digest
+
+    def fingerprint(self, uri: str) -> str:
+        with self.reader(uri) as path:
+            return (path / MANIFEST).read_text().strip()
+
+
+def fingerprint(folder: Path) -> str:
+    """A content hash of a folder: relative paths and bytes, in a stable order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(str(path.stat().st_size).encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -1,0 +1,127 @@
+"""The metadata-store contract: what the engine records and what ``zenml runs`` reads."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any
+
+from zenml_core.component import BaseComponent
+
+# Step states, as recorded and shown.
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+CACHED = "cached"
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    id: int
+    name: str
+    uri: str
+    fingerprint: str
+    data_type: str
+
+
+@dataclass
+class StepRecord:
+    execution_id: int
+    step: str
+    state: str
+    cache_key: str
+    backend: str
+    started_at: float | None = None
+    ended_at: float | None = None
+    error: str = ""
+    #: execution whose outputs a cached step reused
+    cached_from: int | None = None
+    inputs: dict[str, ArtifactRecord] = field(default_factory=dict)
+    outputs: dict[str, ArtifactRecord] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    run_id: str
+    pipeline: str
+    status: str
+    started_at: float | None
+    ended_at: float | None
+    orchestrator: str
+    error: str = ""
+    steps: list[StepRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CachedStep:
+    """A cache hit to record: which execution's outputs a step of this run reused."""
+
+    step: str
+    cache_key: str
+    backend: str
+    source: str
+    inputs: dict[str, ArtifactRecord]
+    outputs: dict[str, ArtifactRecord]
+    cached_from: int
+    at: float
+
+
+class BaseMetadataStore(BaseComponent, abc.ABC):
+    """Records pipelines, runs, step executions and artifact lineage.
+
+    Timestamps are seconds since the epoch. Implementations must be safe to use from several
+    threads of one process and from several processes at once.
+    """
+
+    KIND = "metadata_store"
+
+    @abc.abstractmethod
+    def check_access(self) -> None:
+        """Connect (creating the schema if needed) or raise an error naming where and why."""
+
+    @abc.abstractmethod
+    def begin_run(
+        self, pipeline: str, run_id: str, orchestrator: str, spec: dict[str, Any]
+    ) -> None:
+        """Record a run as running, in the pipeline's context."""
+
+    @abc.abstractmethod
+    def end_run(self, run_id: str, status: str, error: str = "") -> None: ...
+
+    @abc.abstractmethod
+    def completed_executions(self, pipeline: str) -> dict[str, StepRecord]:
+        """The latest completed execution per cache key of a pipeline, with its outputs."""
+
+    @abc.abstractmethod
+    def start_step(
+        self,
+        run_id: str,
+        step: str,
+        *,
+        cache_key: str,
+        backend: str,
+        source: str,
+        inputs: dict[str, ArtifactRecord],
+    ) -> int:
+        """Record a step execution as running; returns its id."""
+
+    @abc.abstractmethod
+    def complete_step(
+        self, run_id: str, execution_id: int, outputs: dict[str, tuple[str, str, str]]
+    ) -> dict[str, ArtifactRecord]:
+        """Record the outputs (name -> (uri, fingerprint, data type)) and mark it completed."""
+
+    @abc.abstractmethod
+    def fail_step(self, run_id: str, execution_id: int, error: str) -> None: ...
+
+    @abc.abstractmethod
+    def record_cached(self, run_id: str, steps: list[CachedStep]) -> None:
+        """Record cache hits, in as few writes as the store allows."""
+
+    @abc.abstractmethod
+    def list_runs(self, pipeline: str | None = None) -> list[RunRecord]:
+        """Runs, newest first, without their steps."""
+
+    @abc.abstractmethod
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run with its steps, inputs and outputs; ``MetadataStoreError`` if unknown."""

@@ -1,0 +1,561 @@
+"""Metadata on ml-metadata (MLMD): SQLite embedded by default, MySQL for shared stores.
+
+Layout in MLMD: a ``zenml.Pipeline`` context per pipeline and a ``zenml.Run`` context per run;
+a ``zenml.Step`` execution per step run (state, timings, backend, cache key); a
+``zenml.Artifact`` per output (URI, fingerprint); INPUT/OUTPUT events for lineage. Each step
+execution also carries its outputs as a JSON property, so the cache is answered from one query
+per run instead of one per step.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from zenml_core.component import secret_field
+from zenml_core.exceptions import ConfigError, MetadataStoreError
+from zenml_core.metadata.base import (
+    CACHED,
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    ArtifactRecord,
+    BaseMetadataStore,
+    CachedStep,
+    RunRecord,
+    StepRecord,
+)
+
+if TYPE_CHECKING:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+PIPELINE_TYPE = "zenml.Pipeline"
+RUN_TYPE = "zenml.Run"
+STEP_TYPE = "zenml.Step"
+ARTIFACT_TYPE = "zenml.Artifact"
+
+T = TypeVar("T")
+
+_STATE_TO_MLMD = {RUNNING: "RUNNING", COMPLETED: "COMPLETE", FAILED: "FAILED", CACHED: "CACHED"}
+_MLMD_TO_STATE = {v: k for k, v in _STATE_TO_MLMD.items()}
+# SQLite answers "database is locked" while another process writes; these are worth a retry.
+_TRANSIENT = ("locked", "busy", "deadlock", "try restarting transaction", "lost connection")
+
+
+def _ms(seconds: float | None) -> int:
+    return int((seconds if seconds is not None else time.time()) * 1000)
+
+
+class MLMDMetadataStore(BaseMetadataStore):
+    """Shared MLMD logic; subclasses say how to connect."""
+
+    #: how long to keep retrying transient errors (concurrent writers) before giving up
+    retry_seconds: float = 60.0
+
+    @abc.abstractmethod
+    def _connection_config(self) -> pb.ConnectionConfig:
+        """How ml-metadata connects to this store."""
+
+    def _where(self) -> str:
+        """Where this store is, for error messages (never the password)."""
+        return type(self).__name__
+
+    def _connect_hint(self) -> str:
+        return ""
+
+    # -- connection ----------------------------------------------------------------------------
+
+    def _mlmd(self) -> Any:
+        state = self.__dict__.setdefault("_state", {"lock": threading.RLock(), "store": None})
+        with state["lock"]:
+            if state["store"] is None:
+                state["store"] = self._retry(self._open)
+            return state["store"]
+
+    def _open(self) -> Any:
+        from ml_metadata import metadata_store
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        config = self._connection_config()
+        try:
+            store = metadata_store.MetadataStore(config)
+        except Exception as error:
+            if _transient(error):
+                raise
+            detail = str(error).strip() or "ml-metadata gave no detail"
+            raise MetadataStoreError(
+                f"Cannot open the metadata store at {self._where()}: {type(error).__name__}: "
+                f"{detail}. {self._connect_hint()}".strip()
+            ) from error
+        types: dict[str, Any] = {}
+        run_type = pb.ContextType(name=RUN_TYPE)
+        for key in ("pipeline", "status", "orchestrator", "error", "spec"):
+            run_type.properties[key] = pb.STRING
+        for key in ("started_at", "ended_at"):
+            run_type.properties[key] = pb.INT
+        step_type = pb.ExecutionType(name=STEP_TYPE)
+        for key in ("step", "run_id", "cache_key", "backend", "source", "error", "outputs"):
+            step_type.properties[key] = pb.STRING
+        for key in ("started_at", "ended_at", "cached_from"):
+            step_type.properties[key] = pb.INT
+        artifact_type = pb.ArtifactType(name=ARTIFACT_TYPE)
+        for key in ("name", "fingerprint", "data_type"):
+            artifact_type.properties[key] = pb.STRING
+        types["pipeline"] = store.put_context_type(pb.ContextType(name=PIPELINE_TYPE))
+        types["run"] = store.put_context_type(run_type, can_add_fields=True)
+        types["step"] = store.put_execution_type(step_type, can_add_fields=True)
+        types["artifact"] = store.put_artifact_type(artifact_type, can_add_fields=True)
+        self.__dict__["_mlmd_types"] = types
+        return store
+
+    def _types(self) -> dict[str, int]:
+        self._mlmd()
+        types: dict[str, int] = self.__dict__["_mlmd_types"]
+        return types
+
+    def _run_contexts(self) -> dict[str, list[Any]]:
+        """[pipeline, run] context protos of the runs this process writes, by run id."""
+        contexts: dict[str, list[Any]] = self.__dict__.setdefault("_run_context_cache", {})
+        return contexts
+
+    def _call(self, operation: Callable[[Any], T]) -> T:
+        """Run one store operation under the lock, retrying while other writers hold the DB."""
+        store = self._mlmd()
+        lock = self.__dict__["_state"]["lock"]
+
+        def attempt() -> T:
+            with lock:
+                return operation(store)
+
+        return self._retry(attempt)
+
+    def _retry(self, attempt: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.005
+        while True:
+            try:
+                return attempt()
+            except MetadataStoreError:
+                raise
+            except Exception as error:
+                if not _transient(error) or time.monotonic() > deadline:
+                    raise MetadataStoreError(
+                        f"Metadata store at {self._where()} failed: {type(error).__name__}: "
+                        f"{str(error).strip() or 'no detail'}"
+                    ) from error
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+
+    def check_access(self) -> None:
+        self._mlmd()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _context(self, store: Any, type_name: str, name: str) -> Any:
+        context = store.get_context_by_type_and_name(type_name, name)
+        if context is None:
+            raise MetadataStoreError(f"No {type_name} named {name!r} in {self._where()}.")
+        return context
+
+    def begin_run(
+        self, pipeline: str, run_id: str, orchestrator: str, spec: dict[str, Any]
+    ) -> None:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        types = self._types()
+
+        def write(store: Any) -> None:
+            pipeline_context = store.get_context_by_type_and_name(PIPELINE_TYPE, pipeline)
+            if pipeline_context is None:
+                pipeline_context = pb.Context(type_id=types["pipeline"], name=pipeline)
+                [pipeline_context.id] = store.put_contexts([pipeline_context])
+            pid = pipeline_context.id
+            run = pb.Context(type_id=types["run"], name=run_id)
+            run.properties["pipeline"].string_value = pipeline
+            run.properties["status"].string_value = RUNNING
+            run.properties["orchestrator"].string_value = orchestrator
+            run.properties["spec"].string_value = json.dumps(spec, sort_keys=True)
+            run.properties["started_at"].int_value = _ms(None)
+            [run.id] = store.put_contexts([run])
+            # the run belongs to its pipeline: a parent link keeps `runs list PIPELINE` cheap
+            store.put_parent_contexts([pb.ParentContext(child_id=run.id, parent_id=pid)])
+            self._run_contexts()[run_id] = [pipeline_context, run]
+
+        self._call(write)
+
+    def end_run(self, run_id: str, status: str, error: str = "") -> None:
+        def write(store: Any) -> None:
+            run = self._contexts_of_run(store, run_id)[1]
+            run.properties["status"].string_value = status
+            run.properties["error"].string_value = error
+            run.properties["ended_at"].int_value = _ms(None)
+            store.put_contexts([run])
+
+        self._call(write)
+
+    def _contexts_of_run(self, store: Any, run_id: str) -> list[Any]:
+        cached = self._run_contexts().get(run_id)
+        if cached is None:
+            run = self._context(store, RUN_TYPE, run_id)
+            pipeline_name = run.properties["pipeline"].string_value
+            cached = [self._context(store, PIPELINE_TYPE, pipeline_name), run]
+            self._run_contexts()[run_id] = cached
+        return cached
+
+    def _inflight(self) -> dict[int, Any]:
+        """Execution protos this process started and has not finished, by id."""
+        inflight: dict[int, Any] = self.__dict__.setdefault("_inflight_executions", {})
+        return inflight
+
+    def start_step(
+        self,
+        run_id: str,
+        step: str,
+        *,
+        cache_key: str,
+        backend: str,
+        source: str,
+        inputs: dict[str, ArtifactRecord],
+    ) -> int:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        execution = self._execution(step, run_id, cache_key, backend, source, "RUNNING")
+        execution.properties["started_at"].int_value = _ms(None)
+
+        def write(store: Any) -> int:
+            contexts = self._contexts_of_run(store, run_id)
+            artifacts = store.get_artifacts_by_id([a.id for a in inputs.values()])
+            by_id = {a.id: a for a in artifacts}
+            pairs = [(by_id[a.id], _event(pb.Event.INPUT, name)) for name, a in inputs.items()]
+            execution_id, _, _ = store.put_execution(execution, pairs, contexts)
+            execution.id = execution_id
+            self._inflight()[int(execution_id)] = execution
+            return int(execution_id)
+
+        return self._call(write)
+
+    def _execution(
+        self, step: str, run_id: str, cache_key: str, backend: str, source: str, state: str
+    ) -> Any:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        execution = pb.Execution(
+            type_id=self._types()["step"],
+            name=f"{run_id}/{step}",
+            last_known_state=getattr(pb.Execution, state),
+        )
+        execution.properties["step"].string_value = step
+        execution.properties["run_id"].string_value = run_id
+        execution.properties["cache_key"].string_value = cache_key
+        execution.properties["backend"].string_value = backend
+        execution.properties["source"].string_value = source
+        return execution
+
+    def complete_step(
+        self, run_id: str, execution_id: int, outputs: dict[str, tuple[str, str, str]]
+    ) -> dict[str, ArtifactRecord]:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        artifact_type = self._types()["artifact"]
+
+        def write(store: Any) -> dict[str, ArtifactRecord]:
+            execution = self._execution_proto(store, execution_id)
+            contexts = self._contexts_of_run(store, run_id)
+            artifacts = []
+            for name, (uri, fingerprint, data_type) in outputs.items():
+                artifact = pb.Artifact(type_id=artifact_type, uri=uri, state=pb.Artifact.LIVE)
+                artifact.properties["name"].string_value = name
+                artifact.properties["fingerprint"].string_value = fingerprint
+                artifact.properties["data_type"].string_value = data_type
+                artifacts.append(artifact)
+            # artifacts first, so the execution can carry their ids in its outputs property
+            for artifact, artifact_id in zip(
+                artifacts, store.put_artifacts(artifacts), strict=True
+            ):
+                artifact.id = artifact_id
+            records = {
+                name: ArtifactRecord(a.id, name, *outputs[name])
+                for name, a in zip(outputs, artifacts, strict=True)
+            }
+            execution.last_known_state = pb.Execution.COMPLETE
+            execution.properties["ended_at"].int_value = _ms(None)
+            execution.properties["outputs"].string_value = _dump_outputs(records)
+            pairs = [
+                (a, _event(pb.Event.OUTPUT, n)) for n, a in zip(outputs, artifacts, strict=True)
+            ]
+            # one transaction: the state, the output events and the context links
+            store.put_execution(execution, pairs, contexts)
+            self._inflight().pop(execution_id, None)
+            return records
+
+        return self._call(write)
+
+    def fail_step(self, run_id: str, execution_id: int, error: str) -> None:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        def write(store: Any) -> None:
+            execution = self._execution_proto(store, execution_id)
+            execution.last_known_state = pb.Execution.FAILED
+            execution.properties["ended_at"].int_value = _ms(None)
+            execution.properties["error"].string_value = error
+            store.put_executions([execution])
+            self._inflight().pop(execution_id, None)
+
+        self._call(write)
+
+    def _execution_proto(self, store: Any, execution_id: int) -> Any:
+        execution = self._inflight().get(execution_id)
+        if execution is None:
+            [execution] = store.get_executions_by_id([execution_id])
+        return execution
+
+    def record_cached(self, run_id: str, steps: list[CachedStep]) -> None:
+        if not steps:
+            return
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        def write(store: Any) -> None:
+            contexts = self._contexts_of_run(store, run_id)
+            executions = []
+            for cached in steps:
+                execution = self._execution(
+                    cached.step, run_id, cached.cache_key, cached.backend, cached.source, "CACHED"
+                )
+                execution.properties["started_at"].int_value = _ms(cached.at)
+                execution.properties["ended_at"].int_value = _ms(cached.at)
+                execution.properties["cached_from"].int_value = cached.cached_from
+                execution.properties["outputs"].string_value = _dump_outputs(cached.outputs)
+                executions.append(execution)
+            ids = store.put_executions(executions)
+            events = []
+            for execution_id, cached in zip(ids, steps, strict=True):
+                for name, artifact in cached.inputs.items():
+                    events.append(_event(pb.Event.INPUT, name, execution_id, artifact.id))
+                for name, artifact in cached.outputs.items():
+                    events.append(_event(pb.Event.OUTPUT, name, execution_id, artifact.id))
+            store.put_events(events)
+            associations = [
+                pb.Association(execution_id=execution_id, context_id=context.id)
+                for execution_id in ids
+                for context in contexts
+            ]
+            store.put_attributions_and_associations([], associations)
+
+        self._call(write)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def completed_executions(self, pipeline: str) -> dict[str, StepRecord]:
+        from ml_metadata import metadata_store
+
+        def read(store: Any) -> dict[str, StepRecord]:
+            context = store.get_context_by_type_and_name(PIPELINE_TYPE, pipeline)
+            if context is None:
+                return {}
+            options = metadata_store.ListOptions(filter_query="last_known_state = COMPLETE")
+            executions = store.get_executions_by_context(context.id, list_options=options)
+            latest: dict[str, StepRecord] = {}
+            for execution in sorted(executions, key=lambda e: e.id):
+                record = _step_record(execution)
+                latest[record.cache_key] = record
+            return latest
+
+        return self._call(read)
+
+    def list_runs(self, pipeline: str | None = None) -> list[RunRecord]:
+        def read(store: Any) -> list[RunRecord]:
+            if pipeline is None:
+                contexts = store.get_contexts_by_type(RUN_TYPE)
+            else:
+                parent = store.get_context_by_type_and_name(PIPELINE_TYPE, pipeline)
+                contexts = (
+                    [] if parent is None else store.get_children_contexts_by_context(parent.id)
+                )
+            runs = [_run_record(c) for c in contexts]
+            return sorted(runs, key=lambda r: (r.started_at or 0, r.run_id), reverse=True)
+
+        return self._call(read)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        def read(store: Any) -> RunRecord:
+            context = self._context(store, RUN_TYPE, run_id)
+            run = _run_record(context)
+            executions = sorted(store.get_executions_by_context(context.id), key=lambda e: e.id)
+            events = store.get_events_by_execution_ids([e.id for e in executions])
+            artifacts = {
+                a.id: a for a in store.get_artifacts_by_id({e.artifact_id for e in events})
+            }
+            steps = {e.id: _step_record(e) for e in executions}
+            for event in events:
+                artifact = artifacts[event.artifact_id]
+                name = event.path.steps[0].key if event.path.steps else ""
+                record = ArtifactRecord(
+                    artifact.id,
+                    name,
+                    artifact.uri,
+                    artifact.properties["fingerprint"].string_value,
+                    artifact.properties["data_type"].string_value,
+                )
+                step = steps[event.execution_id]
+                (step.inputs if event.type == event.INPUT else step.outputs)[name] = record
+            run.steps = list(steps.values())
+            return run
+
+        return self._call(read)
+
+
+def _transient(error: BaseException) -> bool:
+    text = str(error).lower()
+    return any(marker in text for marker in _TRANSIENT)
+
+
+def _event(kind: int, name: str, execution_id: int = 0, artifact_id: int = 0) -> Any:
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    event = pb.Event(type=kind)
+    if execution_id:
+        event.execution_id = execution_id
+    if artifact_id:
+        event.artifact_id = artifact_id
+    event.path.steps.add().key = name
+    return event
+
+
+def _dump_outputs(records: dict[str, ArtifactRecord]) -> str:
+    return json.dumps(
+        {n: [r.id, r.uri, r.fingerprint, r.data_type] for n, r in records.items()},
+        sort_keys=True,
+    )
+
+
+def _seconds(value: int) -> float | None:
+    return value / 1000 if value else None
+
+
+def _step_record(execution: Any) -> StepRecord:
+    p = execution.properties
+    outputs = {
+        name: ArtifactRecord(aid, name, uri, fp, dt)
+        for name, (aid, uri, fp, dt) in json.loads(p["outputs"].string_value or "{}").items()
+    }
+    state_name = type(execution).State.Name(execution.last_known_state)
+    return StepRecord(
+        execution_id=execution.id,
+        step=p["step"].string_value,
+        state=_MLMD_TO_STATE.get(state_name, state_name.lower()),
+        cache_key=p["cache_key"].string_value,
+        backend=p["backend"].string_value,
+        started_at=_seconds(p["started_at"].int_value),
+        ended_at=_seconds(p["ended_at"].int_value),
+        error=p["error"].string_value,
+        cached_from=p["cached_from"].int_value or None,
+        outputs=outputs,
+    )
+
+
+def _run_record(context: Any) -> RunRecord:
+    p = context.properties
+    return RunRecord(
+        run_id=context.name,
+        pipeline=p["pipeline"].string_value,
+        status=p["status"].string_value,
+        started_at=_seconds(p["started_at"].int_value),
+        ended_at=_seconds(p["ended_at"].int_value),
+        orchestrator=p["orchestrator"].string_value,
+        error=p["error"].string_value,
+    )
+
+
+@dataclass
+class SQLiteMetadataStore(MLMDMetadataStore):
+    """The embedded default: one SQLite file, no server."""
+
+    path: str
+
+    def validate(self) -> None:
+        if not self.path:
+            raise ConfigError("SQLiteMetadataStore needs a file path, e.g. '.zenml/metadata.db'.")
+        self.path = str(Path(self.path).expanduser().absolute())
+
+    def _where(self) -> str:
+        return f"sqlite:{self.path}"
+
+    def _connection_config(self) -> pb.ConnectionConfig:
+        import sqlite3
+
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        path = Path(self.path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # WAL lets readers and one writer proceed together and commits with one fsync;
+            # the mode is stored in the file, so MLMD's own connection uses it too.
+            with sqlite3.connect(path, timeout=self.retry_seconds) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+        except (OSError, sqlite3.Error) as error:
+            raise MetadataStoreError(
+                f"Cannot open the SQLite metadata store {path}: {error}. Choose a writable "
+                "path, e.g. SQLiteMetadataStore('.zenml/metadata.db')."
+            ) from error
+        config = pb.ConnectionConfig()
+        config.sqlite.filename_uri = str(path)
+        config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
+        return config
+
+
+@dataclass
+class MySQLMetadataStore(MLMDMetadataStore):
+    """A shared store on a MySQL-protocol server (MySQL, MariaDB, Cloud SQL).
+
+    The password is never serialised: where it is not given (a run elsewhere, built from a run
+    spec), it is read from the environment variable named by ``password_env``.
+    """
+
+    host: str
+    port: int = 3306
+    database: str = "zenml"
+    username: str = "root"
+    password: str | None = secret_field()
+    password_env: str = "ZENML_MYSQL_PASSWORD"
+
+    def validate(self) -> None:
+        if not self.host:
+            raise ConfigError("MySQLMetadataStore needs a host, e.g. host='127.0.0.1'.")
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"MySQLMetadataStore: port must be 1-65535, got {self.port}.")
+        if not self.database:
+            raise ConfigError("MySQLMetadataStore needs a database name.")
+
+    def _where(self) -> str:
+        return f"mysql://{self.username}@{self.host}:{self.port}/{self.database}"
+
+    def _connect_hint(self) -> str:
+        return (
+            "Likely causes: a wrong username or password, a user without access to that "
+            "database from this host, or no server listening there."
+        )
+
+    def _password(self) -> str:
+        import os
+
+        if self.password is not None:
+            return self.password
+        return os.environ.get(self.password_env, "")
+
+    def _connection_config(self) -> pb.ConnectionConfig:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        config = pb.ConnectionConfig()
+        config.mysql.host = self.host
+        config.mysql.port = self.port
+        config.mysql.database = self.database
+        config.mysql.user = self.username
+        config.mysql.password = self._password()
+        return config

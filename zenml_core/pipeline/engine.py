@@ -1,0 +1,452 @@
+"""The engine: executes a run spec, step by step, recording lineage and reusing cached work.
+
+The same code runs a pipeline in-process (local orchestrator) and inside a remote backend's
+container (``python -m zenml_core run --spec ...``), so a remote run is this engine, elsewhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import tempfile
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from zenml_core.artifacts.base import BaseArtifactStore
+from zenml_core.backends.base import BaseOrchestrator, BaseProcessingBackend, BaseTrainingBackend
+from zenml_core.component import BaseComponent
+from zenml_core.exceptions import ConfigError, PipelineError, StepFailedError
+from zenml_core.metadata.base import (
+    CACHED,
+    COMPLETED,
+    FAILED,
+    ArtifactRecord,
+    BaseMetadataStore,
+    CachedStep,
+    StepRecord,
+)
+from zenml_core.pipeline import materializers
+from zenml_core.pipeline.context import StepContext
+from zenml_core.pipeline.spec import PipelineSpec, RunSpec, StepSpec
+from zenml_core.pipeline.step import Step
+
+SKIPPED = "skipped"
+RUN_RUNNING, RUN_COMPLETED, RUN_FAILED = "running", "completed", "failed"
+
+#: progress callback: (event, step name, detail); events: start, completed, cached, failed,
+#: skipped
+Progress = Callable[[str, str, str], None]
+
+
+def new_run_id(pipeline: str) -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    return f"{pipeline}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+
+@dataclass
+class StepResult:
+    name: str
+    state: str
+    outputs: dict[str, ArtifactRecord] = field(default_factory=dict)
+    seconds: float = 0.0
+    error: str = ""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    pipeline: str
+    status: str
+    steps: dict[str, StepResult]
+    artifact_store: BaseArtifactStore
+    metadata_store: BaseMetadataStore
+
+    def load(self, step: str, output: str = "output") -> Any:
+        """The value of one output, read back from the artifact store."""
+        record = self.steps[step].outputs[output]
+        with self.artifact_store.reader(record.uri) as folder:
+            value = materializers.by_name(record.data_type).load(folder)
+        return value
+
+
+@dataclass
+class Components:
+    """The run's components, built from the spec's configs (defaults filled in)."""
+
+    orchestrator: BaseOrchestrator
+    processing: BaseProcessingBackend
+    training: BaseTrainingBackend
+    metadata_store: BaseMetadataStore
+    artifact_store: BaseArtifactStore
+
+    @classmethod
+    def of(
+        cls, pipeline: PipelineSpec, given: dict[str, BaseComponent] | None = None
+    ) -> Components:
+        """Objects given in-process win (they still hold secrets); then the spec's configs;
+        then the project's defaults."""
+        from zenml_core.kinds import KINDS
+        from zenml_core.repository import default_components
+
+        configs = default_components() | pipeline.components
+        built: dict[str, Any] = {}
+        for kind in ("orchestrator", "processing", "training", "metadata_store", "artifact_store"):
+            if given and kind in given:
+                built[kind] = given[kind]
+                continue
+            config = configs[kind]
+            if config.get("kind", kind) != kind:
+                raise ConfigError(f"Component {kind!r} is configured as a {config['kind']!r}.")
+            built[kind] = KINDS[kind][1].from_config({**config, "kind": kind})
+        return cls(**built)
+
+
+@dataclass
+class RunRequest:
+    """What an orchestrator gets: the spec, and ways to run it here or elsewhere."""
+
+    spec: RunSpec
+    components: Components
+    step_classes: dict[str, type[Step]] | None = None
+    progress: Progress | None = None
+
+    def execute(self, parallelism: int = 1) -> RunResult:
+        """Run the whole pipeline in this process."""
+        return Engine(self, parallelism).run()
+
+    def command(self, spec_location: str) -> list[str]:
+        """The command a remote orchestrator runs, given where it put the spec."""
+        return ["python", "-m", "zenml_core", "run", "--spec", spec_location]
+
+
+@dataclass
+class StepRequest:
+    """What a training backend gets: one step to run, here or elsewhere."""
+
+    spec: RunSpec
+    step: str
+    execution_id: int
+    execute: Callable[[], None]
+
+    def command(self, spec_location: str) -> list[str]:
+        return [
+            "python",
+            "-m",
+            "zenml_core",
+            "step",
+            "--spec",
+            spec_location,
+            "--step",
+            self.step,
+            "--execution-id",
+            str(self.execution_id),
+        ]
+
+
+def cache_key(
+    step_spec: StepSpec, step_class: type[Step], inputs: dict[str, ArtifactRecord]
+) -> str:
+    """Step identity + its code + parameters + input fingerprints."""
+    material = {
+        "source": step_spec.source,
+        "code": step_class.code_hash(),
+        "params": step_spec.params,
+        "inputs": {name: record.fingerprint for name, record in sorted(inputs.items())},
+        "outputs": sorted(step_class.signature().outputs),
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+class Engine:
+    def __init__(self, request: RunRequest, parallelism: int = 1) -> None:
+        self.request = request
+        self.spec = request.spec
+        self.pipeline = request.spec.pipeline
+        self.components = request.components
+        self.metadata = request.components.metadata_store
+        self.artifacts = request.components.artifact_store
+        self.parallelism = parallelism
+        self.progress = request.progress or (lambda event, step, detail: None)
+        self.order = self.pipeline.check_graph()
+        self.classes = request.step_classes or load_step_classes(self.pipeline)
+        self.results: dict[str, StepResult] = {}
+        self.cached: list[CachedStep] = []
+        self.lock = threading.Lock()
+        self.previous: dict[str, StepRecord] = {}
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        for step_spec in self.order:  # parameters and backends, before anything is written
+            self.step_backend(step_spec)
+        self.artifacts.check_access()
+        self.metadata.check_access()
+        if self.pipeline.enable_cache:
+            self.previous = self.metadata.completed_executions(self.pipeline.name)
+        self.metadata.begin_run(
+            self.pipeline.name,
+            self.spec.run_id,
+            self.components.orchestrator.to_config()["name"],
+            json.loads(self.spec.to_json()),
+        )
+        failure: BaseException | None = None
+        try:
+            self._schedule()
+        except BaseException as error:  # KeyboardInterrupt included: record, then re-raise
+            failure = error
+        finally:
+            self.metadata.record_cached(self.spec.run_id, self.cached)
+            failed = [r for r in self.results.values() if r.state == FAILED]
+            if failure is None and failed:
+                status, message = RUN_FAILED, f"step {failed[0].name!r} failed: {failed[0].error}"
+            elif failure is not None:
+                status, message = RUN_FAILED, f"{type(failure).__name__}: {failure}"
+            else:
+                status, message = RUN_COMPLETED, ""
+            self.metadata.end_run(self.spec.run_id, status, message)
+        if failure is not None:
+            raise failure
+        result = RunResult(
+            self.spec.run_id,
+            self.pipeline.name,
+            status,
+            dict(self.results),
+            self.artifacts,
+            self.metadata,
+        )
+        if failed:
+            first = failed[0]
+            raise StepFailedError(
+                f"Step {first.name!r} of run {self.spec.run_id} failed: {first.error}\n"
+                "The run is recorded as failed; fix the step and run the pipeline again: "
+                "completed steps are reused from the cache."
+            ).with_result(result)
+        return result
+
+    def _schedule(self) -> None:
+        pending = {s.name: s for s in self.order}
+        upstream = {
+            s.name: {address.split(".", 1)[0] for address in s.inputs.values()} for s in self.order
+        }
+        running: dict[Future[StepResult], str] = {}
+        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+            while pending or running:
+                stop = any(r.state == FAILED for r in self.results.values())
+                ready = (
+                    []
+                    if stop
+                    else [
+                        name
+                        for name in pending
+                        if all(
+                            u in self.results and self.results[u].state in (COMPLETED, CACHED)
+                            for u in upstream[name]
+                        )
+                    ]
+                )
+                for name in ready[: max(self.parallelism - len(running), 0)]:
+                    running[pool.submit(self._run_step, pending.pop(name))] = name
+                if not running:
+                    for name in pending:  # downstream of a failure
+                        self.results[name] = StepResult(name, SKIPPED)
+                        self.progress(SKIPPED, name, "an upstream step failed")
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = running.pop(future)
+                    self.results[name] = future.result()
+
+    # -- one step ------------------------------------------------------------------------------
+
+    def step_backend(self, step_spec: StepSpec) -> BaseProcessingBackend | BaseTrainingBackend:
+        step_class = self.classes[step_spec.name]
+        if step_spec.backend is not None:
+            backend = BaseComponent.from_config(step_spec.backend)
+        elif step_class.STEP_KIND == "training":
+            backend = self.components.training
+        else:
+            backend = self.components.processing
+        expected = (
+            BaseTrainingBackend if step_class.STEP_KIND == "training" else BaseProcessingBackend
+        )
+        if not isinstance(backend, expected):
+            raise ConfigError(
+                f"Step {step_spec.name!r} is a {step_class.STEP_KIND} step; its backend must be a "
+                f"{expected.__name__}, got {type(backend).__name__}."
+            )
+        return backend
+
+    def _inputs(self, step_spec: StepSpec) -> dict[str, ArtifactRecord]:
+        inputs = {}
+        for argument, address in step_spec.inputs.items():
+            upstream, output = address.split(".", 1)
+            outputs = self.results[upstream].outputs
+            if output not in outputs:
+                raise PipelineError(
+                    f"Step {step_spec.name!r} input {argument!r} wants {address!r}, but step "
+                    f"{upstream!r} has outputs {sorted(outputs)}."
+                )
+            inputs[argument] = outputs[output]
+        return inputs
+
+    def _run_step(self, step_spec: StepSpec) -> StepResult:
+        started = time.perf_counter()
+        step_class = self.classes[step_spec.name]
+        backend = self.step_backend(step_spec)
+        backend_name = f"{backend.KIND}:{backend.to_config()['name']}"
+        inputs = self._inputs(step_spec)
+        key = cache_key(step_spec, step_class, inputs)
+        if self.pipeline.enable_cache and step_spec.enable_cache:
+            hit = self.previous.get(key)
+            if hit is not None and all(self.artifacts.exists(r.uri) for r in hit.outputs.values()):
+                with self.lock:
+                    self.cached.append(
+                        CachedStep(
+                            step_spec.name,
+                            key,
+                            backend_name,
+                            step_spec.source,
+                            inputs,
+                            hit.outputs,
+                            hit.execution_id,
+                            time.time(),
+                        )
+                    )
+                self.progress(CACHED, step_spec.name, "")
+                return StepResult(
+                    step_spec.name, CACHED, hit.outputs, time.perf_counter() - started
+                )
+        self.progress("start", step_spec.name, backend_name)
+        execution_id = self.metadata.start_step(
+            self.spec.run_id,
+            step_spec.name,
+            cache_key=key,
+            backend=backend_name,
+            source=step_spec.source,
+            inputs=inputs,
+        )
+        outcome: dict[str, dict[str, ArtifactRecord]] = {}
+
+        def execute() -> None:
+            outcome["outputs"] = execute_step(
+                self.spec,
+                step_spec,
+                step_class,
+                inputs,
+                execution_id,
+                backend,
+                self.artifacts,
+                self.metadata,
+            )
+
+        try:
+            if isinstance(backend, BaseTrainingBackend):
+                backend.run_step(StepRequest(self.spec, step_spec.name, execution_id, execute))
+                if "outputs" not in outcome:  # it ran elsewhere: read what that process recorded
+                    outcome["outputs"] = self._recorded_outputs(execution_id)
+            else:
+                execute()
+        except Exception as error:
+            message = f"{type(error).__name__}: {error}"
+            self.metadata.fail_step(
+                self.spec.run_id, execution_id, message + "\n" + traceback.format_exc(limit=-8)
+            )
+            self.progress(FAILED, step_spec.name, message)
+            return StepResult(step_spec.name, FAILED, {}, time.perf_counter() - started, message)
+        seconds = time.perf_counter() - started
+        self.progress(COMPLETED, step_spec.name, f"{seconds:.2f}s")
+        return StepResult(step_spec.name, COMPLETED, outcome["outputs"], seconds)
+
+    def _recorded_outputs(self, execution_id: int) -> dict[str, ArtifactRecord]:
+        run = self.metadata.get_run(self.spec.run_id)
+        for step in run.steps:
+            if step.execution_id == execution_id:
+                if step.state != COMPLETED:
+                    raise StepFailedError(step.error or f"the step ended in state {step.state}")
+                return step.outputs
+        raise StepFailedError(f"execution {execution_id} recorded nothing")
+
+
+def execute_step(
+    spec: RunSpec,
+    step_spec: StepSpec,
+    step_class: type[Step],
+    inputs: dict[str, ArtifactRecord],
+    execution_id: int,
+    backend: Any,
+    artifacts: BaseArtifactStore,
+    metadata: BaseMetadataStore,
+) -> dict[str, ArtifactRecord]:
+    """Run one step's code: load inputs, call it, publish outputs, record them."""
+    signature = step_class.signature()
+    with contextlib.ExitStack() as stack:
+        arguments: dict[str, Any] = {}
+        for name, record in inputs.items():
+            folder = stack.enter_context(artifacts.reader(record.uri))
+            arguments[name] = materializers.by_name(record.data_type).load(folder)
+        arguments.update(step_spec.params)
+        missing = [
+            a for a in signature.arguments if a not in arguments and a not in signature.defaults
+        ]
+        if missing:
+            raise PipelineError(f"Step {step_spec.name!r} has no value for {missing}.")
+        if signature.context_argument:
+            temp_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zenml-step-")))
+            arguments[signature.context_argument] = StepContext(
+                spec.pipeline.name, spec.run_id, step_spec.name, backend, temp_dir
+            )
+        instance = step_class(**step_spec.params)
+        instance.name = step_spec.name
+        returned = instance.entrypoint(**arguments)
+        values = _outputs_of(step_spec.name, signature.outputs, signature.single, returned)
+        published: dict[str, tuple[str, str, str]] = {}
+        for name, value in values.items():
+            materializer = materializers.for_annotation(
+                signature.outputs[name], f"step {step_spec.name!r} output {name!r}"
+            )
+            uri = artifacts.uri(spec.pipeline.name, step_spec.name, name, str(execution_id))
+            with artifacts.staging() as folder:
+                materializer.save(value, folder)
+                digest = artifacts.publish_folder(folder, uri)
+            published[name] = (uri, digest, materializer.name)
+    return metadata.complete_step(spec.run_id, execution_id, published)
+
+
+def _outputs_of(step: str, declared: dict[str, Any], single: bool, returned: Any) -> dict[str, Any]:
+    if single:
+        return {next(iter(declared)): returned}
+    if not declared:
+        return {}
+    if isinstance(returned, tuple) and len(returned) == len(declared):
+        return dict(zip(declared, returned, strict=True))
+    if isinstance(returned, dict) and set(returned) == set(declared):
+        return dict(returned)
+    raise PipelineError(
+        f"Step {step!r} must return its outputs {sorted(declared)} as a dict or a tuple in that "
+        f"order, got {type(returned).__name__}."
+    )
+
+
+def load_step_classes(pipeline: PipelineSpec) -> dict[str, type[Step]]:
+    from zenml_core.pipeline.sources import load_source
+
+    classes = {}
+    for step_spec in pipeline.steps:
+        step_class = load_source(step_spec.source)
+        if not (isinstance(step_class, type) and issubclass(step_class, Step)):
+            raise PipelineError(
+                f"Step {step_spec.name!r}: {step_spec.source!r} is not a step (decorate it with "
+                "@step or subclass zenml_core.Step)."
+            )
+        step_class(**step_spec.params)  # parameters are checked before the run starts
+        classes[step_spec.name] = step_class
+    return classes

@@ -1,0 +1,190 @@
+"""The run spec: a pipeline as plain JSON, the one thing every backend ships and executes.
+
+Steps by importable source, their parameters and wiring, each component's config (secrets left
+out), the run id and the code package's address. No pickles: any process with the code can
+rebuild the run from it, which is how a remote run *is* the local engine, elsewhere.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from zenml_core.exceptions import PipelineError
+
+SPEC_VERSION = 1
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # no '.': inputs read "step.output"
+
+
+@dataclass
+class StepSpec:
+    name: str
+    source: str
+    params: dict[str, Any] = field(default_factory=dict)
+    #: argument -> "step.output"
+    inputs: dict[str, str] = field(default_factory=dict)
+    #: processing or training backend config, None for the pipeline's default
+    backend: dict[str, Any] | None = None
+    enable_cache: bool = True
+
+
+@dataclass
+class CodeRef:
+    uri: str
+    sha256: str
+
+
+@dataclass
+class PipelineSpec:
+    """A pipeline, as YAML files and run specs hold it."""
+
+    name: str
+    steps: list[StepSpec]
+    #: kind -> component config: orchestrator, processing, training, metadata_store,
+    #: artifact_store; missing kinds take the defaults
+    components: dict[str, dict[str, Any]] = field(default_factory=dict)
+    enable_cache: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PipelineSpec:
+        _require_mapping(data, "pipeline")
+        _check_keys(data, {"name", "steps", "components", "enable_cache"}, "pipeline")
+        name = data.get("name")
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise PipelineError(
+                f"Pipeline 'name' must be letters, digits, '.', '_' or '-', got {name!r}."
+            )
+        steps = data.get("steps")
+        if not isinstance(steps, list) or not steps:
+            raise PipelineError(f"Pipeline {name!r} needs a non-empty list of 'steps'.")
+        components = data.get("components") or {}
+        _require_mapping(components, "'components'")
+        for kind, config in components.items():
+            _require_mapping(config, f"component {kind!r}")
+        enable_cache = data.get("enable_cache", True)
+        if not isinstance(enable_cache, bool):
+            raise PipelineError(f"'enable_cache' must be true or false, got {enable_cache!r}.")
+        spec = cls(
+            name,
+            [_step_from_dict(s, i) for i, s in enumerate(steps)],
+            dict(components),
+            enable_cache,
+        )
+        spec.check_graph()
+        return spec
+
+    def check_graph(self) -> list[StepSpec]:
+        """Unique names, inputs that point at existing steps, no cycles; steps in run order."""
+        by_name: dict[str, StepSpec] = {}
+        for step in self.steps:
+            if step.name in by_name:
+                raise PipelineError(f"Two steps are named {step.name!r}; give one .with_name().")
+            by_name[step.name] = step
+        for step in self.steps:
+            for argument, address in step.inputs.items():
+                upstream = address.split(".", 1)[0]
+                if upstream not in by_name:
+                    raise PipelineError(
+                        f"Step {step.name!r} input {argument!r} comes from {address!r}, but there "
+                        f"is no step {upstream!r}; steps are {sorted(by_name)}."
+                    )
+        order: list[StepSpec] = []
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+
+        def visit(name: str, path: list[str]) -> None:
+            if state.get(name) == 2:
+                return
+            if state.get(name) == 1:
+                cycle = " -> ".join([*path[path.index(name) :], name])
+                raise PipelineError(f"The steps form a cycle: {cycle}.")
+            state[name] = 1
+            for address in by_name[name].inputs.values():
+                visit(address.split(".", 1)[0], [*path, name])
+            state[name] = 2
+            order.append(by_name[name])
+
+        for step in self.steps:
+            visit(step.name, [])
+        return order
+
+
+@dataclass
+class RunSpec:
+    """One run of a pipeline: what ``python -m zenml_core run --spec`` executes."""
+
+    run_id: str
+    pipeline: PipelineSpec
+    code: CodeRef | None = None
+    version: int = SPEC_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise PipelineError(f"The run spec is not JSON: {error}.") from error
+        _require_mapping(data, "run spec")
+        _check_keys(data, {"run_id", "pipeline", "code", "version"}, "run spec")
+        if data.get("version") != SPEC_VERSION:
+            raise PipelineError(
+                f"Run spec version {data.get('version')!r} is not {SPEC_VERSION}; run it with the "
+                "zenml-core release that wrote it."
+            )
+        run_id = data.get("run_id")
+        if not isinstance(run_id, str) or not _NAME.match(run_id):
+            raise PipelineError(f"Run spec 'run_id' must be a plain name, got {run_id!r}.")
+        code = data.get("code")
+        if code is not None:
+            _require_mapping(code, "'code'")
+            _check_keys(code, {"uri", "sha256"}, "'code'")
+            code = CodeRef(str(code.get("uri")), str(code.get("sha256")))
+        return cls(run_id, PipelineSpec.from_dict(data.get("pipeline")), code)
+
+
+def _step_from_dict(data: Any, index: int) -> StepSpec:
+    _require_mapping(data, f"step #{index + 1}")
+    where = f"step {data.get('name', f'#{index + 1}')!r}"
+    _check_keys(data, {"name", "source", "params", "inputs", "backend", "enable_cache"}, where)
+    name, source = data.get("name"), data.get("source")
+    if not isinstance(name, str) or not _STEP_NAME.match(name):
+        raise PipelineError(f"{where}: 'name' must be letters, digits, '_' or '-', got {name!r}.")
+    if not isinstance(source, str) or ":" not in source:
+        raise PipelineError(f"{where}: 'source' must be 'package.module:Name', got {source!r}.")
+    params = data.get("params") or {}
+    inputs = data.get("inputs") or {}
+    _require_mapping(params, f"{where} 'params'")
+    _require_mapping(inputs, f"{where} 'inputs'")
+    for argument, address in inputs.items():
+        if not isinstance(address, str) or address.count(".") < 1:
+            raise PipelineError(
+                f"{where}: input {argument!r} must be 'step.output', got {address!r}."
+            )
+    backend = data.get("backend")
+    if backend is not None:
+        _require_mapping(backend, f"{where} 'backend'")
+    enable_cache = data.get("enable_cache", True)
+    if not isinstance(enable_cache, bool):
+        raise PipelineError(f"{where}: 'enable_cache' must be true or false.")
+    return StepSpec(name, source, dict(params), dict(inputs), backend, enable_cache)
+
+
+def _require_mapping(value: Any, what: str) -> None:
+    if not isinstance(value, dict):
+        raise PipelineError(f"The {what} must be a mapping, got {type(value).__name__}.")
+
+
+def _check_keys(data: dict[str, Any], allowed: set[str], what: str) -> None:
+    unknown = set(data) - allowed
+    if unknown:
+        raise PipelineError(
+            f"Unknown key(s) {sorted(unknown)} in the {what}; allowed: {sorted(allowed)}."
+        )
