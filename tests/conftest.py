@@ -1,1 +1,19 @@
+import sys
+from pathlib import Path
+
+import pytest
+
 pytest_plugins = ["zenml_core.testing.fixtures"]
+
+SUPPORT = Path(__file__).parent / "support"
+sys.path.insert(0, str(SUPPORT))  # step modules the tests (and their child processes) import
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """A fresh project folder with .zenml/, as the working directory."""
+    from zenml_core.repository import init
+
+    monkeypatch.chdir(tmp_path)
+    init(tmp_path)
+    return tmp_path

@@ -14,6 +14,8 @@ Environment:
                        unset loads every installed plugin, empty loads none but the built-ins.
   ZENML_PLUGINS_BLOCK  comma-separated plugins never to load.
   ZENML_STRICT_PLUGINS 1/true: any plugin problem raises at load time.
+  ZENML_PLUGIN_MODULES comma-separated importable modules to load as plugins without an
+                       entry point (an application's own backends; tests' child processes).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from zenml_core.kinds import KINDS
 ENV_ALLOW = "ZENML_PLUGINS"
 ENV_BLOCK = "ZENML_PLUGINS_BLOCK"
 ENV_STRICT = "ZENML_STRICT_PLUGINS"
+ENV_MODULES = "ZENML_PLUGIN_MODULES"
 
 CORE_DISTRIBUTION = "zenml-core"
 BUILTIN_PLUGIN = "builtin"
@@ -170,6 +173,7 @@ class PluginManager:
             self._add(builtin_plugin, builtin)
             if self._entry_points is not None:
                 self._load_entry_points(self._entry_points())
+                self._load_modules(self._env.get(ENV_MODULES, ""))
             if self.strict:
                 self.raise_problems()
 
@@ -234,6 +238,23 @@ class PluginManager:
                 self._fail(info, f"import of {ep.value!r} failed: {_short(error)}", error)
                 continue
             self._add(plugin, info)
+
+    def _load_modules(self, names: str) -> None:
+        import importlib
+
+        for name in (n.strip() for n in names.split(",")):
+            if not name:
+                continue
+            info = PluginInfo(name, None, None, name)
+            self._plugins.append(info)
+            try:
+                module = importlib.import_module(name)
+            except Exception as error:
+                self._fail(
+                    info, f"import of {name!r} (from {ENV_MODULES}) failed: {_short(error)}", error
+                )
+                continue
+            self._add(module, info)
 
     def _add(self, plugin: Any, info: PluginInfo) -> PluginInfo:
         """Register one plugin with pluggy and collect its classes; record what goes wrong."""

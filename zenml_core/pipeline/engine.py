@@ -192,10 +192,11 @@ class Engine:
         self.metadata.check_access()
         if self.pipeline.enable_cache:
             self.previous = self.metadata.completed_executions(self.pipeline.name)
+        orchestrator = self.pipeline.components.get("orchestrator", {}).get("name")
         self.metadata.begin_run(
             self.pipeline.name,
             self.spec.run_id,
-            self.components.orchestrator.to_config()["name"],
+            orchestrator or self.components.orchestrator.to_config()["name"],
             json.loads(self.spec.to_json()),
         )
         failure: BaseException | None = None

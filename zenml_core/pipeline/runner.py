@@ -48,8 +48,11 @@ def read_spec(location: str) -> RunSpec:
 
 
 def _prepare(location: str) -> tuple[RunSpec, Components]:
+    from zenml_core.backends.local import LocalOrchestrator
+
     spec = read_spec(location)
-    components = Components.of(spec.pipeline)
+    # this process is where the orchestrator sent the run: execute here, whatever it was
+    components = Components.of(spec.pipeline, {"orchestrator": LocalOrchestrator()})
     if spec.code is not None:
         from zenml_core.pipeline.code import fetch_code
 

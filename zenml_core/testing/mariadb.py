@@ -1,0 +1,126 @@
+"""A throwaway MariaDB server on 127.0.0.1 for tests of MySQL metadata stores.
+
+Installs Debian's mariadb-server when it is missing (tests run as root on our machines), keeps
+its data in a temporary folder, and stops only the server it started, by its PID.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SBIN = ("/usr/sbin", "/usr/bin", "/sbin")
+
+
+def _which(name: str) -> str | None:
+    return shutil.which(name) or next(
+        (f"{d}/{name}" for d in SBIN if os.access(f"{d}/{name}", os.X_OK)), None
+    )
+
+
+def ensure_installed() -> None:
+    if _which("mariadbd") and _which("mariadb-install-db"):
+        return
+    if os.geteuid() != 0:
+        raise RuntimeError(
+            "MariaDB is not installed and the tests are not root: "
+            "apt-get install mariadb-server mariadb-client"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
+         "mariadb-server", "mariadb-client"],
+        check=True, env=env,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class MariaDB:
+    host: str
+    port: int
+    user: str
+    password: str
+    socket: str
+
+    def sql(self, statement: str) -> str:
+        """Run SQL as root over the server's socket."""
+        result = subprocess.run(
+            [_which("mariadb") or "mariadb", "--no-defaults", "-uroot", f"--socket={self.socket}",
+             "-N", "-e", statement],
+            capture_output=True, text=True, check=True,
+        )
+        return result.stdout
+
+
+class MariaDBServer:
+    """``with MariaDBServer() as db:`` gives a running server and a user with all rights."""
+
+    def __init__(self, user: str = "zenml") -> None:
+        self.user = user
+        self.password = secrets.token_hex(12)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> MariaDB:
+        ensure_installed()
+        self.tmp = tempfile.TemporaryDirectory(prefix="zenml-mariadb-")
+        root = Path(self.tmp.name)
+        data, sock = root / "data", str(root / "mysqld.sock")
+        port = _free_port()
+        subprocess.run(
+            [_which("mariadb-install-db") or "mariadb-install-db", "--no-defaults", "--user=root",
+             f"--datadir={data}", "--auth-root-authentication-method=normal", "--skip-test-db"],
+            check=True, capture_output=True,
+        )
+        self.log = (root / "server.log").open("wb")
+        self.process = subprocess.Popen(
+            [_which("mariadbd") or "mariadbd", "--no-defaults", "--user=root", f"--datadir={data}",
+             "--bind-address=127.0.0.1", f"--port={port}", f"--socket={sock}",
+             f"--pid-file={root / 'mysqld.pid'}", "--max-connections=500",
+             "--innodb-flush-log-at-trx-commit=2"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.db = MariaDB("127.0.0.1", port, self.user, self.password, sock)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                self.db.sql("SELECT 1")
+                break
+            except subprocess.CalledProcessError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__(None, None, None)
+                    raise RuntimeError(
+                        f"MariaDB did not start: {(root / 'server.log').read_text()[-2000:]}"
+                    ) from None
+                time.sleep(0.2)
+        # TCP logins from 127.0.0.1 arrive as 'localhost', so the user exists for both
+        for host in ("%", "localhost"):
+            self.db.sql(
+                f"CREATE USER '{self.user}'@'{host}' IDENTIFIED BY '{self.password}'; "
+                f"GRANT ALL PRIVILEGES ON *.* TO '{self.user}'@'{host}';"
+            )
+        return self.db
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+        self.tmp.cleanup()
