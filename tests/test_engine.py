@@ -41,9 +41,10 @@ def test_a_chain_runs_and_records_lineage(project):
             assert (folder / MANIFEST).read_text().strip() == artifact.fingerprint
             assert fingerprint(folder) == artifact.fingerprint
     recorded_spec = json.loads(
-        __import__("sqlite3").connect(project / ".zenml" / "metadata.db").execute(
-            "SELECT string_value FROM ContextProperty WHERE name='spec'"
-        ).fetchone()[0]
+        __import__("sqlite3")
+        .connect(project / ".zenml" / "metadata.db")
+        .execute("SELECT string_value FROM ContextProperty WHERE name='spec'")
+        .fetchone()[0]
     )
     assert recorded_spec["run_id"] == result.run_id
 
@@ -68,7 +69,9 @@ def test_changed_parameters_rerun_the_step_and_everything_downstream(project):
     pipeline.add_step(demo_steps.describe(total=b["total"]))
     result = pipeline.run()
     assert {n: s.state for n, s in result.steps.items()} == {
-        "produce": "cached", "double": "completed", "describe": "completed",
+        "produce": "cached",
+        "double": "completed",
+        "describe": "completed",
     }
     assert result.load("describe") == "describe saw 30"
 
@@ -104,7 +107,9 @@ def test_a_failing_step_fails_the_run_keeps_outputs_and_resumes(project):
     failed = caught.value.result
     assert failed.status == "failed"
     assert {n: s.state for n, s in failed.steps.items()} == {
-        "produce": "completed", "fragile": "failed", "total": "skipped",
+        "produce": "completed",
+        "fragile": "failed",
+        "total": "skipped",
     }
     assert Path(failed.steps["produce"].outputs["output"].uri).is_dir()  # kept
     run = metadata(project).get_run(failed.run_id)
@@ -116,7 +121,9 @@ def test_a_failing_step_fails_the_run_keeps_outputs_and_resumes(project):
     flag.unlink()
     resumed = demo_steps.resumable(str(flag)).run()
     assert {n: s.state for n, s in resumed.steps.items()} == {
-        "produce": "cached", "fragile": "completed", "total": "completed",
+        "produce": "cached",
+        "fragile": "completed",
+        "total": "completed",
     }
     assert resumed.load("total") == 6
 

@@ -44,6 +44,11 @@ class BaseComponent:
         Runs on construction, so a mistake is caught before any resource exists.
         """
 
+    def secret_environment(self) -> dict[str, str]:
+        """Environment variables through which a process elsewhere finds this component's
+        secrets (the counterpart of leaving them out of its config)."""
+        return {}
+
     # -- config round trip -------------------------------------------------------------------
 
     def params(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from zenml_core import Outputs, Pipeline, StepContext, Step, step
+from zenml_core import Outputs, Pipeline, Step, StepContext, step
 from zenml_core.backends import LocalTrainingBackend
 
 

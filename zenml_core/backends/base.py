@@ -15,7 +15,7 @@ class BaseOrchestrator(BaseComponent, abc.ABC):
     """Decides where a whole pipeline run lives (local process, a VM, a Kubernetes Job...)."""
 
     KIND = "orchestrator"
-    #: True for orchestrators that run steps in this process (no code package to ship)
+    #: True for backends that run steps in this process (no code package to ship)
     RUNS_IN_PROCESS: ClassVar[bool] = False
 
     @abc.abstractmethod
@@ -42,6 +42,7 @@ class BaseTrainingBackend(BaseComponent, abc.ABC):
     """Decides where a trainer step runs (in-process, a Vertex AI custom job...)."""
 
     KIND = "training"
+    RUNS_IN_PROCESS: ClassVar[bool] = False
 
     @abc.abstractmethod
     def run_step(self, request: StepRequest) -> None:

@@ -84,5 +84,7 @@ class LocalProcessingBackend(BaseProcessingBackend):
 class LocalTrainingBackend(BaseTrainingBackend):
     """Runs the trainer step in this Python process."""
 
+    RUNS_IN_PROCESS = True
+
     def run_step(self, request: StepRequest) -> None:
         request.execute()

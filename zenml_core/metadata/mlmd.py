@@ -488,6 +488,7 @@ class SQLiteMetadataStore(MLMDMetadataStore):
         return f"sqlite:{self.path}"
 
     def _connection_config(self) -> pb.ConnectionConfig:
+        import contextlib
         import sqlite3
 
         from ml_metadata.proto import metadata_store_pb2 as pb
@@ -495,10 +496,13 @@ class SQLiteMetadataStore(MLMDMetadataStore):
         path = Path(self.path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # WAL lets readers and one writer proceed together and commits with one fsync;
-            # the mode is stored in the file, so MLMD's own connection uses it too.
-            with sqlite3.connect(path, timeout=self.retry_seconds) as connection:
-                connection.execute("PRAGMA journal_mode=WAL")
+            if not _in_wal_mode(path):
+                # WAL lets readers and a writer proceed together and commits with one fsync;
+                # the mode is stored in the file, so MLMD's own connection uses it too. The
+                # connection must be closed at once: two SQLite libraries (Python's and MLMD's)
+                # holding one file in one process release each other's locks.
+                with contextlib.closing(sqlite3.connect(path, timeout=self.retry_seconds)) as db:
+                    db.execute("PRAGMA journal_mode=WAL")
         except (OSError, sqlite3.Error) as error:
             raise MetadataStoreError(
                 f"Cannot open the SQLite metadata store {path}: {error}. Choose a writable "
@@ -508,6 +512,16 @@ class SQLiteMetadataStore(MLMDMetadataStore):
         config.sqlite.filename_uri = str(path)
         config.sqlite.connection_mode = pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE
         return config
+
+
+def _in_wal_mode(path: Path) -> bool:
+    """Read the SQLite header: bytes 18 and 19 are 2 in WAL mode."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(20)
+    except FileNotFoundError:
+        return False
+    return len(header) == 20 and header[18] == 2 and header[19] == 2
 
 
 @dataclass
@@ -541,6 +555,9 @@ class MySQLMetadataStore(MLMDMetadataStore):
             "Likely causes: a wrong username or password, a user without access to that "
             "database from this host, or no server listening there."
         )
+
+    def secret_environment(self) -> dict[str, str]:
+        return {self.password_env: self.password} if self.password is not None else {}
 
     def _password(self) -> str:
         import os

@@ -70,6 +70,24 @@ class RunResult:
     artifact_store: BaseArtifactStore
     metadata_store: BaseMetadataStore
 
+    @classmethod
+    def from_metadata(
+        cls, run_id: str, metadata: BaseMetadataStore, artifacts: BaseArtifactStore
+    ) -> RunResult:
+        """The result of a run that executed elsewhere, as its metadata recorded it."""
+        run = metadata.get_run(run_id)
+        steps = {
+            s.step: StepResult(
+                s.step,
+                s.state,
+                s.outputs,
+                (s.ended_at - s.started_at) if s.started_at and s.ended_at else 0.0,
+                s.error,
+            )
+            for s in run.steps
+        }
+        return cls(run_id, run.pipeline, run.status, steps, artifacts, metadata)
+
     def load(self, step: str, output: str = "output") -> Any:
         """The value of one output, read back from the artifact store."""
         record = self.steps[step].outputs[output]
@@ -109,6 +127,18 @@ class Components:
             built[kind] = KINDS[kind][1].from_config({**config, "kind": kind})
         return cls(**built)
 
+    def configs(self) -> dict[str, dict[str, Any]]:
+        return {
+            kind: getattr(self, kind).to_config()
+            for kind in (
+                "orchestrator",
+                "processing",
+                "training",
+                "metadata_store",
+                "artifact_store",
+            )
+        }
+
 
 @dataclass
 class RunRequest:
@@ -123,9 +153,29 @@ class RunRequest:
         """Run the whole pipeline in this process."""
         return Engine(self, parallelism).run()
 
+    def publish_spec(self) -> str:
+        """Put the spec in the artifact store (once); returns the location for ``command``."""
+        from zenml_core.pipeline.runner import publish_spec
+
+        return publish_spec(self.spec, self.components.artifact_store)
+
     def command(self, spec_location: str) -> list[str]:
         """The command a remote orchestrator runs, given where it put the spec."""
         return ["python", "-m", "zenml_core", "run", "--spec", spec_location]
+
+    def secret_environment(self) -> dict[str, str]:
+        """Secrets the remote process needs, as environment variables: ship them through the
+        backend's secret store (a Kubernetes Secret, Secret Manager), never in plain specs."""
+        environment: dict[str, str] = {}
+        for kind in ("metadata_store", "artifact_store", "processing", "training"):
+            environment.update(getattr(self.components, kind).secret_environment())
+        return environment
+
+    def result(self) -> RunResult:
+        """The run's result as recorded, once a remote process has executed it."""
+        return RunResult.from_metadata(
+            self.spec.run_id, self.components.metadata_store, self.components.artifact_store
+        )
 
 
 @dataclass
@@ -136,6 +186,13 @@ class StepRequest:
     step: str
     execution_id: int
     execute: Callable[[], None]
+    run: RunRequest
+
+    def publish_spec(self) -> str:
+        return self.run.publish_spec()
+
+    def secret_environment(self) -> dict[str, str]:
+        return self.run.secret_environment()
 
     def command(self, spec_location: str) -> list[str]:
         return [
@@ -351,21 +408,33 @@ class Engine:
 
         try:
             if isinstance(backend, BaseTrainingBackend):
-                backend.run_step(StepRequest(self.spec, step_spec.name, execution_id, execute))
+                backend.run_step(
+                    StepRequest(self.spec, step_spec.name, execution_id, execute, self.request)
+                )
                 if "outputs" not in outcome:  # it ran elsewhere: read what that process recorded
                     outcome["outputs"] = self._recorded_outputs(execution_id)
             else:
                 execute()
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
-            self.metadata.fail_step(
-                self.spec.run_id, execution_id, message + "\n" + traceback.format_exc(limit=-8)
-            )
+            recorded = self._recorded_error(execution_id) if "outputs" not in outcome else ""
+            if recorded:  # the process that ran the step elsewhere said why: keep its words
+                message = recorded.splitlines()[0]
+            else:
+                self.metadata.fail_step(
+                    self.spec.run_id, execution_id, message + "\n" + traceback.format_exc(limit=-8)
+                )
             self.progress(FAILED, step_spec.name, message)
             return StepResult(step_spec.name, FAILED, {}, time.perf_counter() - started, message)
         seconds = time.perf_counter() - started
         self.progress(COMPLETED, step_spec.name, f"{seconds:.2f}s")
         return StepResult(step_spec.name, COMPLETED, outcome["outputs"], seconds)
+
+    def _recorded_error(self, execution_id: int) -> str:
+        for step in self.metadata.get_run(self.spec.run_id).steps:
+            if step.execution_id == execution_id and step.state == FAILED:
+                return step.error
+        return ""
 
     def _recorded_outputs(self, execution_id: int) -> dict[str, ArtifactRecord]:
         run = self.metadata.get_run(self.spec.run_id)

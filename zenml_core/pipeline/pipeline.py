@@ -128,10 +128,16 @@ class Pipeline:
         spec = self.to_spec(overrides)
         if enable_cache is not None:
             spec.enable_cache = enable_cache
-        chosen = self.components(overrides)
-        components = Components.of(spec, chosen)
+        components = Components.of(spec, self.components(overrides))
+        # the spec names every component, defaults included: wherever it runs, it must reach
+        # the same stores, not whatever that machine's defaults are
+        spec.components = components.configs()
         run_spec = RunSpec(new_run_id(self.name), spec)
-        if not getattr(components.orchestrator, "RUNS_IN_PROCESS", False):
+        step_backends = [
+            s.backend or components.training for s in self.steps if s.STEP_KIND == "training"
+        ]
+        if not all(b.RUNS_IN_PROCESS for b in [components.orchestrator, *step_backends]):
+            # some step runs in another process, which needs the project's code
             from zenml_core.pipeline.code import package_code
             from zenml_core.pipeline.sources import source_root
 

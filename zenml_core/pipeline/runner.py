@@ -25,6 +25,8 @@ SPEC_FILE = "spec.json"
 def publish_spec(spec: RunSpec, store: BaseArtifactStore) -> str:
     """Put the run spec where a remote process can read it; returns its location."""
     uri = store.uri("runs", spec.run_id, "spec")
+    if store.exists(uri):  # a run's spec never changes: publish once
+        return uri
     with store.staging() as folder:
         (folder / SPEC_FILE).write_text(spec.to_json())
         store.publish_folder(folder, uri)

@@ -36,9 +36,17 @@ def ensure_installed() -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
     subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends",
-         "mariadb-server", "mariadb-client"],
-        check=True, env=env,
+        [
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "mariadb-server",
+            "mariadb-client",
+        ],
+        check=True,
+        env=env,
     )
 
 
@@ -59,9 +67,18 @@ class MariaDB:
     def sql(self, statement: str) -> str:
         """Run SQL as root over the server's socket."""
         result = subprocess.run(
-            [_which("mariadb") or "mariadb", "--no-defaults", "-uroot", f"--socket={self.socket}",
-             "-N", "-e", statement],
-            capture_output=True, text=True, check=True,
+            [
+                _which("mariadb") or "mariadb",
+                "--no-defaults",
+                "-uroot",
+                f"--socket={self.socket}",
+                "-N",
+                "-e",
+                statement,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return result.stdout
 
@@ -81,17 +98,33 @@ class MariaDBServer:
         data, sock = root / "data", str(root / "mysqld.sock")
         port = _free_port()
         subprocess.run(
-            [_which("mariadb-install-db") or "mariadb-install-db", "--no-defaults", "--user=root",
-             f"--datadir={data}", "--auth-root-authentication-method=normal", "--skip-test-db"],
-            check=True, capture_output=True,
+            [
+                _which("mariadb-install-db") or "mariadb-install-db",
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={data}",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
         )
         self.log = (root / "server.log").open("wb")
         self.process = subprocess.Popen(
-            [_which("mariadbd") or "mariadbd", "--no-defaults", "--user=root", f"--datadir={data}",
-             "--bind-address=127.0.0.1", f"--port={port}", f"--socket={sock}",
-             f"--pid-file={root / 'mysqld.pid'}", "--max-connections=500",
-             "--innodb-flush-log-at-trx-commit=2"],
-            stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                _which("mariadbd") or "mariadbd",
+                "--no-defaults",
+                "--user=root",
+                f"--datadir={data}",
+                "--bind-address=127.0.0.1",
+                f"--port={port}",
+                f"--socket={sock}",
+                f"--pid-file={root / 'mysqld.pid'}",
+                "--max-connections=500",
+                "--innodb-flush-log-at-trx-commit=2",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self.db = MariaDB("127.0.0.1", port, self.user, self.password, sock)
         deadline = time.monotonic() + 60

@@ -1,0 +1,108 @@
+"""A remote run is the local engine elsewhere: backends that hand the run spec to another
+process (`python -m zenml_core run|step`), with the code shipped through the artifact store."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import zipfile
+
+import pytest
+import subprocess_backends
+
+from zenml_core import Pipeline
+from zenml_core.pipeline.code import ARCHIVE
+
+USER_STEPS = """
+import os
+from zenml_core import step
+
+@step
+def numbers(n: int = 4) -> list:
+    return list(range(n))
+
+@step(kind="training")
+def where(x: list) -> dict:
+    return {"pid": os.getpid(), "mean": sum(x) / len(x)}
+"""
+
+
+@pytest.fixture
+def remote_project(project, zenml_plugins, tmp_path_factory):
+    """A project whose steps live in its own folder, which child processes cannot import."""
+    (project / "user_steps.py").write_text(textwrap.dedent(USER_STEPS))
+    (project / ".gitignore").write_text("secrets.txt\n")
+    (project / "secrets.txt").write_text("never shipped")
+    zenml_plugins.register(subprocess_backends, name="subprocess-backends")
+    sys.path.insert(0, str(project))
+    yield project, str(tmp_path_factory.mktemp("elsewhere"))
+    sys.path.remove(str(project))
+    sys.modules.pop("user_steps", None)
+
+
+def test_the_whole_run_executes_in_another_process(remote_project):
+    import user_steps
+
+    project, elsewhere = remote_project
+    orchestrator = subprocess_backends.SubprocessOrchestrator(elsewhere)
+    pipeline = Pipeline("remote", backend=orchestrator)
+    n = pipeline.add_step(user_steps.numbers(n=5))
+    pipeline.add_step(user_steps.where(x=n))
+    result = pipeline.run()
+    assert result.status == "completed", orchestrator.last_output
+    where = result.load("where")
+    assert where["mean"] == 2.0 and where["pid"] != os.getpid()
+    assert [s.state for s in result.steps.values()] == ["completed", "completed"]
+    (package,) = (project / ".zenml" / "artifacts" / "code").iterdir()
+    names = zipfile.ZipFile(package / ARCHIVE).namelist()
+    assert "user_steps.py" in names and ".gitignore" in names
+    assert "secrets.txt" not in names and not any(n.startswith(".zenml/") for n in names)
+    # unchanged code is not uploaded again; the second run is cached in the child
+    again = pipeline.run()
+    assert {s.state for s in again.steps.values()} == {"cached"}, orchestrator.last_output
+    assert len(list((project / ".zenml" / "artifacts" / "code").iterdir())) == 1
+
+
+def test_a_training_step_runs_in_another_process(remote_project):
+    import user_steps
+
+    project, elsewhere = remote_project
+    pipeline = Pipeline("remote-step")
+    n = pipeline.add_step(user_steps.numbers(n=3))
+    backend = subprocess_backends.SubprocessTrainingBackend(elsewhere)
+    pipeline.add_step(user_steps.where(x=n).with_backend(backend))
+    result = pipeline.run()
+    assert result.steps["numbers"].state == "completed"
+    where = result.load("where")
+    assert where["mean"] == 1.0 and where["pid"] != os.getpid()
+    from zenml_core.metadata import SQLiteMetadataStore
+
+    run = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db")).get_run(result.run_id)
+    trainer = next(s for s in run.steps if s.step == "where")
+    assert trainer.state == "completed" and trainer.backend == "training:subprocess"
+    assert trainer.inputs["x"].id == result.steps["numbers"].outputs["output"].id
+
+
+def test_a_step_failing_in_the_child_fails_the_run_with_its_error(remote_project):
+    project, elsewhere = remote_project
+    (project / "user_steps.py").write_text(
+        textwrap.dedent(USER_STEPS) + "\n@step(kind='training')\ndef broken(x: list) -> int:\n"
+        "    raise ValueError('bad data in child')\n"
+    )
+    import user_steps
+
+    from zenml_core.exceptions import StepFailedError
+
+    pipeline = Pipeline("remote-fail")
+    n = pipeline.add_step(user_steps.numbers())
+    backend = subprocess_backends.SubprocessTrainingBackend(elsewhere)
+    pipeline.add_step(user_steps.broken(x=n).with_backend(backend))
+    with pytest.raises(StepFailedError, match="ValueError: bad data in child"):
+        pipeline.run()
+    from zenml_core.metadata import SQLiteMetadataStore
+
+    runs = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db")).list_runs("remote-fail")
+    run = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db")).get_run(runs[0].run_id)
+    broken = next(s for s in run.steps if s.step == "broken")
+    assert broken.state == "failed" and "ValueError: bad data in child" in broken.error
