@@ -40,6 +40,8 @@ from zenml_core.pipeline.spec import PipelineSpec, RunSpec, StepSpec
 from zenml_core.pipeline.step import Step
 
 SKIPPED = "skipped"
+#: the components every run has, one of each
+COMPONENT_KINDS = ("orchestrator", "processing", "training", "metadata_store", "artifact_store")
 RUN_RUNNING, RUN_COMPLETED, RUN_FAILED = "running", "completed", "failed"
 
 #: progress callback: (event, step name, detail); events: start, completed, cached, failed,
@@ -117,7 +119,7 @@ class Components:
 
         configs = default_components() | pipeline.components
         built: dict[str, Any] = {}
-        for kind in ("orchestrator", "processing", "training", "metadata_store", "artifact_store"):
+        for kind in COMPONENT_KINDS:
             if given and kind in given:
                 built[kind] = given[kind]
                 continue
