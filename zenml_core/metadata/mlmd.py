@@ -49,8 +49,8 @@ _MLMD_TO_STATE = {v: k for k, v in _STATE_TO_MLMD.items()}
 _TRANSIENT = ("locked", "busy", "deadlock", "try restarting transaction", "lost connection")
 
 
-def _ms(seconds: float | None) -> int:
-    return int((seconds if seconds is not None else time.time()) * 1000)
+def _now(seconds: float | None = None) -> float:
+    return seconds if seconds is not None else time.time()
 
 
 class MLMDMetadataStore(BaseMetadataStore):
@@ -98,13 +98,15 @@ class MLMDMetadataStore(BaseMetadataStore):
         run_type = pb.ContextType(name=RUN_TYPE)
         for key in ("pipeline", "status", "orchestrator", "error", "spec"):
             run_type.properties[key] = pb.STRING
+        # seconds as doubles: MLMD's MySQL int column is 32-bit, too small for milliseconds
         for key in ("started_at", "ended_at"):
-            run_type.properties[key] = pb.INT
+            run_type.properties[key] = pb.DOUBLE
         step_type = pb.ExecutionType(name=STEP_TYPE)
         for key in ("step", "run_id", "cache_key", "backend", "source", "error", "outputs"):
             step_type.properties[key] = pb.STRING
-        for key in ("started_at", "ended_at", "cached_from"):
-            step_type.properties[key] = pb.INT
+        for key in ("started_at", "ended_at"):
+            step_type.properties[key] = pb.DOUBLE
+        step_type.properties["cached_from"] = pb.INT
         artifact_type = pb.ArtifactType(name=ARTIFACT_TYPE)
         for key in ("name", "fingerprint", "data_type"):
             artifact_type.properties[key] = pb.STRING
@@ -182,7 +184,7 @@ class MLMDMetadataStore(BaseMetadataStore):
             run.properties["status"].string_value = RUNNING
             run.properties["orchestrator"].string_value = orchestrator
             run.properties["spec"].string_value = json.dumps(spec, sort_keys=True)
-            run.properties["started_at"].int_value = _ms(None)
+            run.properties["started_at"].double_value = _now()
             [run.id] = store.put_contexts([run])
             # the run belongs to its pipeline: a parent link keeps `runs list PIPELINE` cheap
             store.put_parent_contexts([pb.ParentContext(child_id=run.id, parent_id=pid)])
@@ -195,7 +197,7 @@ class MLMDMetadataStore(BaseMetadataStore):
             run = self._contexts_of_run(store, run_id)[1]
             run.properties["status"].string_value = status
             run.properties["error"].string_value = error
-            run.properties["ended_at"].int_value = _ms(None)
+            run.properties["ended_at"].double_value = _now()
             store.put_contexts([run])
 
         self._call(write)
@@ -227,7 +229,7 @@ class MLMDMetadataStore(BaseMetadataStore):
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         execution = self._execution(step, run_id, cache_key, backend, source, "RUNNING")
-        execution.properties["started_at"].int_value = _ms(None)
+        execution.properties["started_at"].double_value = _now()
 
         def write(store: Any) -> int:
             contexts = self._contexts_of_run(store, run_id)
@@ -285,7 +287,7 @@ class MLMDMetadataStore(BaseMetadataStore):
                 for name, a in zip(outputs, artifacts, strict=True)
             }
             execution.last_known_state = pb.Execution.COMPLETE
-            execution.properties["ended_at"].int_value = _ms(None)
+            execution.properties["ended_at"].double_value = _now()
             execution.properties["outputs"].string_value = _dump_outputs(records)
             pairs = [
                 (a, _event(pb.Event.OUTPUT, n)) for n, a in zip(outputs, artifacts, strict=True)
@@ -303,7 +305,7 @@ class MLMDMetadataStore(BaseMetadataStore):
         def write(store: Any) -> None:
             execution = self._execution_proto(store, execution_id)
             execution.last_known_state = pb.Execution.FAILED
-            execution.properties["ended_at"].int_value = _ms(None)
+            execution.properties["ended_at"].double_value = _now()
             execution.properties["error"].string_value = error
             store.put_executions([execution])
             self._inflight().pop(execution_id, None)
@@ -328,8 +330,8 @@ class MLMDMetadataStore(BaseMetadataStore):
                 execution = self._execution(
                     cached.step, run_id, cached.cache_key, cached.backend, cached.source, "CACHED"
                 )
-                execution.properties["started_at"].int_value = _ms(cached.at)
-                execution.properties["ended_at"].int_value = _ms(cached.at)
+                execution.properties["started_at"].double_value = _now(cached.at)
+                execution.properties["ended_at"].double_value = _now(cached.at)
                 execution.properties["cached_from"].int_value = cached.cached_from
                 execution.properties["outputs"].string_value = _dump_outputs(cached.outputs)
                 executions.append(execution)
@@ -435,8 +437,8 @@ def _dump_outputs(records: dict[str, ArtifactRecord]) -> str:
     )
 
 
-def _seconds(value: int) -> float | None:
-    return value / 1000 if value else None
+def _seconds(value: float) -> float | None:
+    return value or None
 
 
 def _step_record(execution: Any) -> StepRecord:
@@ -452,8 +454,8 @@ def _step_record(execution: Any) -> StepRecord:
         state=_MLMD_TO_STATE.get(state_name, state_name.lower()),
         cache_key=p["cache_key"].string_value,
         backend=p["backend"].string_value,
-        started_at=_seconds(p["started_at"].int_value),
-        ended_at=_seconds(p["ended_at"].int_value),
+        started_at=_seconds(p["started_at"].double_value),
+        ended_at=_seconds(p["ended_at"].double_value),
         error=p["error"].string_value,
         cached_from=p["cached_from"].int_value or None,
         outputs=outputs,
@@ -466,8 +468,8 @@ def _run_record(context: Any) -> RunRecord:
         run_id=context.name,
         pipeline=p["pipeline"].string_value,
         status=p["status"].string_value,
-        started_at=_seconds(p["started_at"].int_value),
-        ended_at=_seconds(p["ended_at"].int_value),
+        started_at=_seconds(p["started_at"].double_value),
+        ended_at=_seconds(p["ended_at"].double_value),
         orchestrator=p["orchestrator"].string_value,
         error=p["error"].string_value,
     )

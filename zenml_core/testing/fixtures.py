@@ -37,3 +37,29 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         "zenml plugins: "
         + ", ".join(f"{p.distribution or p.name} {p.version or '?'} ({p.status})" for p in plugins)
     ]
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[object]:
+    """A MariaDB server on 127.0.0.1 for the session (installed from Debian if missing)."""
+    from zenml_core.testing.mariadb import MariaDBServer
+
+    with MariaDBServer() as server:
+        yield server
+
+
+@pytest.fixture
+def mysql_store(mariadb: object, request: pytest.FixtureRequest) -> object:
+    """A MySQLMetadataStore on a fresh database of the session's MariaDB server."""
+    import re
+
+    from zenml_core.metadata import MySQLMetadataStore
+
+    database = re.sub(r"\W", "_", request.node.name)[-60:]
+    return MySQLMetadataStore(
+        host=mariadb.host,  # type: ignore[attr-defined]
+        port=mariadb.port,  # type: ignore[attr-defined]
+        database=database,
+        username=mariadb.user,  # type: ignore[attr-defined]
+        password=mariadb.password,  # type: ignore[attr-defined]
+    )

@@ -1,0 +1,107 @@
+"""ml-metadata on SQLite and on a real MariaDB server: lineage, listing, errors, secrets."""
+
+from __future__ import annotations
+
+import subprocess
+
+import demo_steps
+import pytest
+
+from zenml_core.exceptions import MetadataStoreError
+from zenml_core.metadata import MySQLMetadataStore, SQLiteMetadataStore
+
+
+@pytest.fixture(params=["sqlite", "mysql"])
+def store(request, project):
+    if request.param == "sqlite":
+        return SQLiteMetadataStore(str(project / "elsewhere" / "lineage.db"))
+    return request.getfixturevalue("mysql_store")
+
+
+def test_runs_and_lineage_are_recorded(store):
+    first = demo_steps.chain().run(metadata_store=store)
+    second = demo_steps.chain().run(metadata_store=store)
+    runs = store.list_runs("chain")
+    assert [r.run_id for r in runs] == [second.run_id, first.run_id]
+    assert store.list_runs("nothing-like-it") == []
+    assert {r.run_id for r in store.list_runs()} >= {first.run_id, second.run_id}
+    run = store.get_run(second.run_id)
+    assert run.status == "completed"
+    assert [(s.step, s.state) for s in run.steps] == [
+        ("produce", "cached"), ("double", "cached"), ("describe", "cached"),
+    ]
+    original = {s.step: s for s in store.get_run(first.run_id).steps}
+    assert run.steps[2].inputs["total"].id == original["double"].outputs["total"].id
+    with pytest.raises(MetadataStoreError, match="No zenml.Run named 'missing'"):
+        store.get_run("missing")
+
+
+def test_wrong_mysql_password_is_explained_without_the_password(mariadb):
+    store = MySQLMetadataStore(
+        host=mariadb.host, port=mariadb.port, database="zenml", username=mariadb.user,
+        password="Wrong-Canary-7731",
+    )
+    with pytest.raises(MetadataStoreError) as caught:
+        store.check_access()
+    message = str(caught.value)
+    assert f"mysql://{mariadb.user}@127.0.0.1:{mariadb.port}/zenml" in message
+    assert "wrong username or password" in message
+    assert "Wrong-Canary-7731" not in message
+
+
+def test_unreachable_mysql_is_explained(mariadb):
+    import socket
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = MySQLMetadataStore(host="127.0.0.1", port=port, password="x")
+    with pytest.raises(MetadataStoreError, match=f"127.0.0.1:{port}/zenml.*no server listening"):
+        store.check_access()
+
+
+def test_the_password_never_reaches_specs_metadata_or_output(mariadb, project, capfd):
+    canary = "Canary-Pw-48151623"
+    mariadb.sql(f"ALTER USER '{mariadb.user}'@'%' IDENTIFIED BY '{canary}'; "
+                f"ALTER USER '{mariadb.user}'@'localhost' IDENTIFIED BY '{canary}';")
+    try:
+        store = MySQLMetadataStore(host=mariadb.host, port=mariadb.port, database="secrets",
+                                   username=mariadb.user, password=canary)
+        assert canary not in repr(store)
+        assert store.to_config()["params"]["password"] is None
+        result = demo_steps.chain("secretive").run(metadata_store=store)
+        assert result.status == "completed"
+        dump = subprocess.run(
+            ["mariadb-dump", "--no-defaults", "-uroot", f"--socket={mariadb.socket}", "secrets"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        assert "secretive" in dump  # the dump does hold the run...
+        assert canary not in dump  # ...and not the password
+        for path in project.rglob("*"):
+            if path.is_file():
+                assert canary.encode() not in path.read_bytes(), path
+        out, err = capfd.readouterr()
+        assert canary not in out + err
+        # a process elsewhere gets it from the environment, as the spec leaves it out
+        assert store.secret_environment() == {"ZENML_MYSQL_PASSWORD": canary}
+    finally:
+        mariadb.sql(f"ALTER USER '{mariadb.user}'@'%' IDENTIFIED BY '{mariadb.password}'; "
+                    f"ALTER USER '{mariadb.user}'@'localhost' IDENTIFIED BY '{mariadb.password}';")
+
+
+def test_mysql_password_comes_from_the_environment_when_not_given(mariadb, monkeypatch):
+    monkeypatch.setenv("ZENML_MYSQL_PASSWORD", mariadb.password)
+    store = MySQLMetadataStore.from_config({
+        "kind": "metadata_store", "name": "mysql",
+        "params": {"host": mariadb.host, "port": mariadb.port, "database": "fromenv",
+                   "username": mariadb.user},
+    })
+    store.check_access()
+    assert store.list_runs() == []
+
+
+def test_sqlite_store_in_an_unwritable_place_is_explained(project):
+    (project / "file").write_text("not a folder")
+    store = SQLiteMetadataStore(str(project / "file" / "metadata.db"))
+    with pytest.raises(MetadataStoreError, match="Choose a writable path"):
+        store.check_access()
