@@ -28,7 +28,9 @@ def test_runs_and_lineage_are_recorded(store):
     run = store.get_run(second.run_id)
     assert run.status == "completed"
     assert [(s.step, s.state) for s in run.steps] == [
-        ("produce", "cached"), ("double", "cached"), ("describe", "cached"),
+        ("produce", "cached"),
+        ("double", "cached"),
+        ("describe", "cached"),
     ]
     original = {s.step: s for s in store.get_run(first.run_id).steps}
     assert run.steps[2].inputs["total"].id == original["double"].outputs["total"].id
@@ -38,7 +40,10 @@ def test_runs_and_lineage_are_recorded(store):
 
 def test_wrong_mysql_password_is_explained_without_the_password(mariadb):
     store = MySQLMetadataStore(
-        host=mariadb.host, port=mariadb.port, database="zenml", username=mariadb.user,
+        host=mariadb.host,
+        port=mariadb.port,
+        database="zenml",
+        username=mariadb.user,
         password="Wrong-Canary-7731",
     )
     with pytest.raises(MetadataStoreError) as caught:
@@ -62,18 +67,27 @@ def test_unreachable_mysql_is_explained(mariadb):
 
 def test_the_password_never_reaches_specs_metadata_or_output(mariadb, project, capfd):
     canary = "Canary-Pw-48151623"
-    mariadb.sql(f"ALTER USER '{mariadb.user}'@'%' IDENTIFIED BY '{canary}'; "
-                f"ALTER USER '{mariadb.user}'@'localhost' IDENTIFIED BY '{canary}';")
+    mariadb.sql(
+        f"ALTER USER '{mariadb.user}'@'%' IDENTIFIED BY '{canary}'; "
+        f"ALTER USER '{mariadb.user}'@'localhost' IDENTIFIED BY '{canary}';"
+    )
     try:
-        store = MySQLMetadataStore(host=mariadb.host, port=mariadb.port, database="secrets",
-                                   username=mariadb.user, password=canary)
+        store = MySQLMetadataStore(
+            host=mariadb.host,
+            port=mariadb.port,
+            database="secrets",
+            username=mariadb.user,
+            password=canary,
+        )
         assert canary not in repr(store)
         assert store.to_config()["params"]["password"] is None
         result = demo_steps.chain("secretive").run(metadata_store=store)
         assert result.status == "completed"
         dump = subprocess.run(
             ["mariadb-dump", "--no-defaults", "-uroot", f"--socket={mariadb.socket}", "secrets"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         assert "secretive" in dump  # the dump does hold the run...
         assert canary not in dump  # ...and not the password
@@ -85,17 +99,26 @@ def test_the_password_never_reaches_specs_metadata_or_output(mariadb, project, c
         # a process elsewhere gets it from the environment, as the spec leaves it out
         assert store.secret_environment() == {"ZENML_MYSQL_PASSWORD": canary}
     finally:
-        mariadb.sql(f"ALTER USER '{mariadb.user}'@'%' IDENTIFIED BY '{mariadb.password}'; "
-                    f"ALTER USER '{mariadb.user}'@'localhost' IDENTIFIED BY '{mariadb.password}';")
+        mariadb.sql(
+            f"ALTER USER '{mariadb.user}'@'%' IDENTIFIED BY '{mariadb.password}'; "
+            f"ALTER USER '{mariadb.user}'@'localhost' IDENTIFIED BY '{mariadb.password}';"
+        )
 
 
 def test_mysql_password_comes_from_the_environment_when_not_given(mariadb, monkeypatch):
     monkeypatch.setenv("ZENML_MYSQL_PASSWORD", mariadb.password)
-    store = MySQLMetadataStore.from_config({
-        "kind": "metadata_store", "name": "mysql",
-        "params": {"host": mariadb.host, "port": mariadb.port, "database": "fromenv",
-                   "username": mariadb.user},
-    })
+    store = MySQLMetadataStore.from_config(
+        {
+            "kind": "metadata_store",
+            "name": "mysql",
+            "params": {
+                "host": mariadb.host,
+                "port": mariadb.port,
+                "database": "fromenv",
+                "username": mariadb.user,
+            },
+        }
+    )
     store.check_access()
     assert store.list_runs() == []
 

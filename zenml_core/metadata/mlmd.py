@@ -46,7 +46,14 @@ T = TypeVar("T")
 _STATE_TO_MLMD = {RUNNING: "RUNNING", COMPLETED: "COMPLETE", FAILED: "FAILED", CACHED: "CACHED"}
 _MLMD_TO_STATE = {v: k for k, v in _STATE_TO_MLMD.items()}
 # SQLite answers "database is locked" while another process writes; these are worth a retry.
-_TRANSIENT = ("locked", "busy", "deadlock", "try restarting transaction", "lost connection")
+_TRANSIENT = (
+    "locked",
+    "busy",
+    "deadlock",
+    "try restarting transaction",
+    "lost connection",
+    "please retry",  # MLMD creating its schema while another process does the same
+)
 
 
 def _now(seconds: float | None = None) -> float:
@@ -169,6 +176,7 @@ class MLMDMetadataStore(BaseMetadataStore):
     def begin_run(
         self, pipeline: str, run_id: str, orchestrator: str, spec: dict[str, Any]
     ) -> None:
+        from ml_metadata import errors
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         types = self._types()
@@ -177,7 +185,10 @@ class MLMDMetadataStore(BaseMetadataStore):
             pipeline_context = store.get_context_by_type_and_name(PIPELINE_TYPE, pipeline)
             if pipeline_context is None:
                 pipeline_context = pb.Context(type_id=types["pipeline"], name=pipeline)
-                [pipeline_context.id] = store.put_contexts([pipeline_context])
+                try:
+                    [pipeline_context.id] = store.put_contexts([pipeline_context])
+                except errors.AlreadyExistsError:  # a concurrent run of it created it first
+                    pipeline_context = store.get_context_by_type_and_name(PIPELINE_TYPE, pipeline)
             pid = pipeline_context.id
             run = pb.Context(type_id=types["run"], name=run_id)
             run.properties["pipeline"].string_value = pipeline

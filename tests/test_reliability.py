@@ -1,0 +1,158 @@
+"""Runs killed at random moments, and many runs at once on one store."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from zenml_core.artifacts.base import MANIFEST, fingerprint
+from zenml_core.artifacts.local import STAGING
+from zenml_core.metadata import SQLiteMetadataStore
+
+SUPPORT = Path(__file__).parent / "support"
+
+SLOW_PIPELINE = {
+    "name": "slow",
+    "steps": [
+        {"name": "make", "source": "slow_steps:make", "params": {"n": 300}},
+        {
+            "name": "first",
+            "source": "slow_steps:write_shards",
+            "inputs": {"x": "make.output"},
+            "params": {"shards": 30, "delay": 0.02},
+        },
+        {
+            "name": "second",
+            "source": "slow_steps:write_shards",
+            "inputs": {"x": "make.output"},
+            "params": {"shards": 31, "delay": 0.02},
+        },
+        {"name": "count", "source": "slow_steps:count", "inputs": {"shards": "second.output"}},
+    ],
+}
+
+
+def _environment(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
+    env.update(PYTHONPATH=str(SUPPORT), **extra)
+    return env
+
+
+def _start(project: Path, pipeline_file: Path, *args: str, **env: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "zenml_core", "run", str(pipeline_file), *args],
+        cwd=project,
+        env=_environment(**env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _published_artifacts(root: Path) -> list[Path]:
+    """Every folder a reader could take for an artifact: final paths, not staging."""
+    found = []
+    for manifest_or_dir in (root / "slow").glob("*/*/*"):
+        found.append(manifest_or_dir)
+    return found
+
+
+def test_sigkill_at_random_moments_never_leaves_a_half_written_artifact(project):
+    pipeline_file = project / "slow.yaml"
+    pipeline_file.write_text(yaml.safe_dump(SLOW_PIPELINE))
+    artifacts = project / ".zenml" / "artifacts"
+    seed = int(os.environ.get("ZENML_TEST_SEED", "20261124"))
+    rng = random.Random(seed)
+    started = time.monotonic()
+    _start(project, pipeline_file, "--no-cache").communicate()
+    duration = time.monotonic() - started  # kill moments spread over a whole run
+    kills = 0
+    for _ in range(8):
+        process = _start(project, pipeline_file, "--no-cache")
+        time.sleep(rng.uniform(0.15, 0.95) * duration)
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.communicate()
+        for folder in _published_artifacts(artifacts):
+            # an artifact is either complete (sealed, and its files match the seal) or absent
+            assert (folder / MANIFEST).is_file(), f"unsealed artifact {folder} (seed {seed})"
+            assert fingerprint(folder) == (folder / MANIFEST).read_text().strip(), folder
+    assert kills >= 4, f"too few runs were killed mid-way to mean anything (seed {seed})"
+    finished = _start(project, pipeline_file)
+    out, err = finished.communicate(timeout=120)
+    assert finished.returncode == 0, err
+    assert ": completed" in out
+    # the finished run removed what the killed writers left in staging
+    leftovers = [p for p in (artifacts / STAGING).iterdir() if not p.name.startswith("probe")]
+    assert leftovers == []
+    store = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db"))
+    runs = store.list_runs("slow")
+    assert runs[0].status == "completed"
+    for step in store.get_run(runs[0].run_id).steps:
+        for artifact in step.outputs.values():
+            assert fingerprint(Path(artifact.uri)) == artifact.fingerprint
+
+
+def _concurrent_runs(project: Path, count: int, components: dict, **env: str) -> None:
+    pipeline = {
+        "name": "together",
+        "components": components,
+        "steps": [
+            {"name": "make", "source": "slow_steps:make", "params": {"n": 5}},
+            {
+                "name": "first",
+                "source": "slow_steps:write_shards",
+                "inputs": {"x": "make.output"},
+                "params": {"shards": 3, "delay": 0.0},
+            },
+            {"name": "count", "source": "slow_steps:count", "inputs": {"shards": "first.output"}},
+        ],
+    }
+    pipeline_file = project / "together.yaml"
+    pipeline_file.write_text(yaml.safe_dump(pipeline))
+    processes = [_start(project, pipeline_file, "--no-cache", **env) for _ in range(count)]
+    failures = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        if process.returncode != 0:
+            failures.append(err[-2000:])
+    assert failures == []
+
+
+def _check_every_execution_recorded(store, count: int) -> None:
+    runs = store.list_runs("together")
+    assert len(runs) == count
+    assert {r.status for r in runs} == {"completed"}
+    for run in runs:
+        steps = store.get_run(run.run_id).steps
+        assert [(s.step, s.state) for s in steps] == [
+            ("make", "completed"),
+            ("first", "completed"),
+            ("count", "completed"),
+        ]
+        assert steps[2].inputs["shards"].id == steps[1].outputs["output"].id
+
+
+def test_eight_concurrent_runs_on_one_sqlite_store(project):
+    path = str(project / "shared" / "metadata.db")
+    components = {
+        "metadata_store": {"kind": "metadata_store", "name": "sqlite", "params": {"path": path}}
+    }
+    _concurrent_runs(project, 8, components)
+    _check_every_execution_recorded(SQLiteMetadataStore(path), 8)
+
+
+@pytest.mark.usefixtures("project")
+def test_sixteen_concurrent_runs_on_mariadb(project, mysql_store):
+    components = {"metadata_store": mysql_store.to_config()}  # no password in the YAML
+    _concurrent_runs(project, 16, components, ZENML_MYSQL_PASSWORD=mysql_store.password)
+    _check_every_execution_recorded(mysql_store, 16)
