@@ -34,7 +34,7 @@ def test_runs_and_lineage_are_recorded(store):
     ]
     original = {s.step: s for s in store.get_run(first.run_id).steps}
     assert run.steps[2].inputs["total"].id == original["double"].outputs["total"].id
-    with pytest.raises(MetadataStoreError, match="No zenml.Run named 'missing'"):
+    with pytest.raises(MetadataStoreError, match=r"No zenml\.Run named 'missing'"):
         store.get_run("missing")
 
 

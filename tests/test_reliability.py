@@ -122,7 +122,7 @@ def _concurrent_runs(project: Path, count: int, components: dict, **env: str) ->
     processes = [_start(project, pipeline_file, "--no-cache", **env) for _ in range(count)]
     failures = []
     for process in processes:
-        out, err = process.communicate(timeout=300)
+        _, err = process.communicate(timeout=300)
         if process.returncode != 0:
             failures.append(err[-2000:])
     assert failures == []
