@@ -1,0 +1,129 @@
+"""The local artifact store and the code package."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+
+import pytest
+
+from zenml_core.artifacts import ArtifactStore
+from zenml_core.artifacts.base import MANIFEST
+from zenml_core.artifacts.local import STAGING, LocalArtifactStore
+from zenml_core.exceptions import ArtifactStoreError, UnknownBackendError
+from zenml_core.pipeline.code import build_archive, fetch_code, package_code, project_files
+
+
+def test_artifact_store_by_uri_scheme(tmp_path, zenml_plugins):
+    assert isinstance(ArtifactStore(str(tmp_path)), LocalArtifactStore)
+    assert ArtifactStore(f"file://{tmp_path}").root == str(tmp_path)
+    with pytest.raises(UnknownBackendError, match="'gs' is provided by zenml-gcp"):
+        ArtifactStore("gs://bucket/root")
+
+
+def test_publish_is_all_or_nothing(tmp_path):
+    store = LocalArtifactStore(str(tmp_path))
+    uri = store.uri("p", "s", "out", "1")
+    with store.staging() as folder:
+        (folder / "a.txt").write_text("a")
+        assert not store.exists(uri)
+        assert folder.parent == tmp_path / STAGING
+        digest = store.publish_folder(folder, uri)
+    assert store.exists(uri)
+    assert store.fingerprint(uri) == digest
+    with store.reader(uri) as folder:
+        assert (folder / "a.txt").read_text() == "a"
+    assert list((tmp_path / STAGING).iterdir()) == []
+    with store.staging() as folder, pytest.raises(ArtifactStoreError, match="already published"):
+        store.publish_folder(folder, uri)
+
+
+def test_a_failed_writer_publishes_nothing(tmp_path):
+    store = LocalArtifactStore(str(tmp_path))
+    with pytest.raises(RuntimeError), store.staging() as folder:
+        (folder / "half.txt").write_text("half")
+        raise RuntimeError("crash while writing")
+    assert list((tmp_path / STAGING).iterdir()) == []
+    with pytest.raises(ArtifactStoreError, match="No complete artifact"):
+        with store.reader(store.uri("never")):
+            pass
+
+
+def test_staging_of_dead_writers_is_removed(tmp_path):
+    store = LocalArtifactStore(str(tmp_path))
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    abandoned = tmp_path / STAGING / f"{dead}-abc"
+    abandoned.mkdir(parents=True)
+    (abandoned / "partial").write_text("x")
+    mine = tmp_path / STAGING / f"{os.getpid()}-mine"
+    mine.mkdir()
+    store.check_access()
+    assert not abandoned.exists() and mine.exists()
+
+
+def test_fingerprints_follow_content(tmp_path):
+    store = LocalArtifactStore(str(tmp_path))
+    digests = []
+    for i, text in enumerate(["same", "same", "different"]):
+        with store.staging() as folder:
+            (folder / "f").write_text(text)
+            digests.append(store.publish_folder(folder, store.uri(str(i))))
+    assert digests[0] == digests[1] != digests[2]
+    assert (tmp_path / "0" / MANIFEST).read_text().strip() == digests[0]
+
+
+def test_code_package_honours_gitignore_and_is_content_addressed(tmp_path):
+    project = tmp_path / "project"
+    (project / "pkg").mkdir(parents=True)
+    (project / "pkg" / "__init__.py").write_text("")
+    (project / "pkg" / "steps.py").write_text("VALUE = 42\n")
+    (project / ".gitignore").write_text("*.csv\nbuild/\n")
+    (project / "data.csv").write_text("big")
+    (project / "build").mkdir()
+    (project / "build" / "x.py").write_text("")
+    for ignored in (".git", ".zenml", ".venv", "__pycache__"):
+        (project / ignored).mkdir()
+        (project / ignored / "f").write_text("")
+    assert sorted(p.as_posix() for p in project_files(project)) == [
+        ".gitignore",
+        "pkg/__init__.py",
+        "pkg/steps.py",
+    ]
+    assert build_archive(project) == build_archive(project)  # deterministic
+    store = LocalArtifactStore(str(tmp_path / "artifacts"))
+    first = package_code(project, store)
+    assert package_code(project, store) == first
+    assert len(list((tmp_path / "artifacts" / "code").iterdir())) == 1
+    (project / "pkg" / "steps.py").write_text("VALUE = 43\n")
+    assert package_code(project, store).sha256 != first.sha256
+
+    target = fetch_code(first, store, tmp_path / "cache")
+    try:
+        assert zipfile.is_zipfile(tmp_path / "artifacts" / "code" / first.sha256 / "code.zip")
+        assert (target / "pkg" / "steps.py").read_text() == "VALUE = 42\n"
+        import importlib
+
+        assert importlib.import_module("pkg.steps").VALUE == 42
+    finally:
+        sys.path.remove(str(target))
+        sys.modules.pop("pkg.steps", None)
+        sys.modules.pop("pkg", None)
+
+
+def test_a_tampered_code_package_is_refused(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "m.py").write_text("x = 1\n")
+    store = LocalArtifactStore(str(tmp_path / "artifacts"))
+    ref = package_code(project, store)
+    archive = tmp_path / "artifacts" / "code" / ref.sha256 / "code.zip"
+    archive.write_bytes(archive.read_bytes() + b"tampered")
+    with pytest.raises(ArtifactStoreError, match="does not match its hash"):
+        fetch_code(ref, store, tmp_path / "cache")
