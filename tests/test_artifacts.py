@@ -46,9 +46,11 @@ def test_a_failed_writer_publishes_nothing(tmp_path):
         (folder / "half.txt").write_text("half")
         raise RuntimeError("crash while writing")
     assert list((tmp_path / STAGING).iterdir()) == []
-    with pytest.raises(ArtifactStoreError, match="No complete artifact"):
-        with store.reader(store.uri("never")):
-            pass
+    with (
+        pytest.raises(ArtifactStoreError, match="No complete artifact"),
+        store.reader(store.uri("never")),
+    ):
+        pass
 
 
 def test_staging_of_dead_writers_is_removed(tmp_path):
