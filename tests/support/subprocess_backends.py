@@ -49,13 +49,15 @@ class SubprocessTrainingBackend(BaseTrainingBackend):
 
     def run_step(self, request):
         command = [sys.executable, *request.command(request.publish_spec())[1:]]
-        subprocess.run(
+        completed = subprocess.run(
             command,
             cwd=self.workdir,
             env=child_environment(request.secret_environment()),
-            check=True,
             capture_output=True,
+            text=True,
         )
+        if completed.returncode != 0:
+            raise RuntimeError(f"the step's process failed:\n{completed.stderr[-3000:]}")
 
 
 @hookimpl

@@ -17,7 +17,8 @@ CACHED = "cached"
 
 @dataclass(frozen=True)
 class ArtifactRecord:
-    id: int
+    #: None where only the URI is known (e.g. outputs reused from the cache)
+    id: int | None
     name: str
     uri: str
     fingerprint: str

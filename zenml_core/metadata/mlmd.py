@@ -109,7 +109,16 @@ class MLMDMetadataStore(BaseMetadataStore):
         for key in ("started_at", "ended_at"):
             run_type.properties[key] = pb.DOUBLE
         step_type = pb.ExecutionType(name=STEP_TYPE)
-        for key in ("step", "run_id", "cache_key", "backend", "source", "error", "outputs"):
+        for key in (
+            "step",
+            "run_id",
+            "cache_key",
+            "backend",
+            "source",
+            "error",
+            "inputs",
+            "outputs",
+        ):
             step_type.properties[key] = pb.STRING
         for key in ("started_at", "ended_at"):
             step_type.properties[key] = pb.DOUBLE
@@ -237,19 +246,19 @@ class MLMDMetadataStore(BaseMetadataStore):
         source: str,
         inputs: dict[str, ArtifactRecord],
     ) -> int:
-        from ml_metadata.proto import metadata_store_pb2 as pb
 
         execution = self._execution(step, run_id, cache_key, backend, source, "RUNNING")
         execution.properties["started_at"].double_value = _now()
+        # kept on the execution so a process elsewhere that runs the step can read them
+        execution.properties["inputs"].string_value = _dump_outputs(inputs)
 
         def write(store: Any) -> int:
             contexts = self._contexts_of_run(store, run_id)
-            artifacts = store.get_artifacts_by_id([a.id for a in inputs.values()])
-            by_id = {a.id: a for a in artifacts}
-            pairs = [(by_id[a.id], _event(pb.Event.INPUT, name)) for name, a in inputs.items()]
-            execution_id, _, _ = store.put_execution(execution, pairs, contexts)
+            # input events are written when the step ends, with its outputs: one write fewer
+            # on the hot path (each MLMD write is a transaction)
+            execution_id, _, _ = store.put_execution(execution, [], contexts)
             execution.id = execution_id
-            self._inflight()[int(execution_id)] = execution
+            self._inflight()[int(execution_id)] = (execution, dict(inputs))
             return int(execution_id)
 
         return self._call(write)
@@ -279,32 +288,36 @@ class MLMDMetadataStore(BaseMetadataStore):
         artifact_type = self._types()["artifact"]
 
         def write(store: Any) -> dict[str, ArtifactRecord]:
-            execution = self._execution_proto(store, execution_id)
+            execution, inputs = self._execution_proto(store, execution_id)
             contexts = self._contexts_of_run(store, run_id)
             artifacts = []
             for name, (uri, fingerprint, data_type) in outputs.items():
-                artifact = pb.Artifact(type_id=artifact_type, uri=uri, state=pb.Artifact.LIVE)
+                # the URI doubles as external id: cache hits find artifacts by it, so the
+                # execution's outputs property can be written in the same transaction
+                artifact = pb.Artifact(
+                    type_id=artifact_type, uri=uri, external_id=uri, state=pb.Artifact.LIVE
+                )
                 artifact.properties["name"].string_value = name
                 artifact.properties["fingerprint"].string_value = fingerprint
                 artifact.properties["data_type"].string_value = data_type
                 artifacts.append(artifact)
-            # artifacts first, so the execution can carry their ids in its outputs property
-            for artifact, artifact_id in zip(
-                artifacts, store.put_artifacts(artifacts), strict=True
-            ):
-                artifact.id = artifact_id
-            records = {
-                name: ArtifactRecord(a.id, name, *outputs[name])
-                for name, a in zip(outputs, artifacts, strict=True)
-            }
             execution.last_known_state = pb.Execution.COMPLETE
             execution.properties["ended_at"].double_value = _now()
-            execution.properties["outputs"].string_value = _dump_outputs(records)
+            execution.properties["outputs"].string_value = _dump_outputs(
+                {name: ArtifactRecord(None, name, *value) for name, value in outputs.items()}
+            )
             pairs = [
                 (a, _event(pb.Event.OUTPUT, n)) for n, a in zip(outputs, artifacts, strict=True)
             ]
-            # one transaction: the state, the output events and the context links
-            store.put_execution(execution, pairs, contexts)
+            # one transaction: the state, the artifacts, the events and the context links
+            _, artifact_ids, _ = store.put_execution(
+                execution, pairs + self._input_pairs(store, inputs), contexts
+            )
+            records = {
+                name: ArtifactRecord(int(artifact_id), name, *outputs[name])
+                # ids come back in the order of the pairs: outputs first
+                for name, artifact_id in zip(outputs, artifact_ids[: len(outputs)], strict=True)
+            }
             self._inflight().pop(execution_id, None)
             return records
 
@@ -314,20 +327,34 @@ class MLMDMetadataStore(BaseMetadataStore):
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         def write(store: Any) -> None:
-            execution = self._execution_proto(store, execution_id)
+            execution, inputs = self._execution_proto(store, execution_id)
             execution.last_known_state = pb.Execution.FAILED
             execution.properties["ended_at"].double_value = _now()
             execution.properties["error"].string_value = error
-            store.put_executions([execution])
+            contexts = self._contexts_of_run(store, run_id)
+            store.put_execution(execution, self._input_pairs(store, inputs), contexts)
             self._inflight().pop(execution_id, None)
 
         self._call(write)
 
-    def _execution_proto(self, store: Any, execution_id: int) -> Any:
-        execution = self._inflight().get(execution_id)
-        if execution is None:
-            [execution] = store.get_executions_by_id([execution_id])
-        return execution
+    def _execution_proto(
+        self, store: Any, execution_id: int
+    ) -> tuple[Any, dict[str, ArtifactRecord]]:
+        """The execution proto and its inputs (kept in memory, or read back when the step was
+        started by another process)."""
+        inflight = self._inflight().get(execution_id)
+        if inflight is not None:
+            return inflight  # type: ignore[no-any-return]
+        [execution] = store.get_executions_by_id([execution_id])
+        return execution, _step_record(execution).inputs
+
+    def _input_pairs(self, store: Any, inputs: dict[str, ArtifactRecord]) -> list[Any]:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        if not inputs:
+            return []
+        by_uri = _artifacts_by_uri(store, inputs.values())
+        return [(by_uri[a.uri], _event(pb.Event.INPUT, name)) for name, a in inputs.items()]
 
     def record_cached(self, run_id: str, steps: list[CachedStep]) -> None:
         if not steps:
@@ -344,15 +371,22 @@ class MLMDMetadataStore(BaseMetadataStore):
                 execution.properties["started_at"].double_value = _now(cached.at)
                 execution.properties["ended_at"].double_value = _now(cached.at)
                 execution.properties["cached_from"].int_value = cached.cached_from
+                execution.properties["inputs"].string_value = _dump_outputs(cached.inputs)
                 execution.properties["outputs"].string_value = _dump_outputs(cached.outputs)
                 executions.append(execution)
             ids = store.put_executions(executions)
+            referenced = [a for c in steps for a in (*c.inputs.values(), *c.outputs.values())]
+            artifact_ids = {uri: a.id for uri, a in _artifacts_by_uri(store, referenced).items()}
             events = []
             for execution_id, cached in zip(ids, steps, strict=True):
                 for name, artifact in cached.inputs.items():
-                    events.append(_event(pb.Event.INPUT, name, execution_id, artifact.id))
+                    events.append(
+                        _event(pb.Event.INPUT, name, execution_id, artifact_ids[artifact.uri])
+                    )
                 for name, artifact in cached.outputs.items():
-                    events.append(_event(pb.Event.OUTPUT, name, execution_id, artifact.id))
+                    events.append(
+                        _event(pb.Event.OUTPUT, name, execution_id, artifact_ids[artifact.uri])
+                    )
             store.put_events(events)
             associations = [
                 pb.Association(execution_id=execution_id, context_id=context.id)
@@ -443,32 +477,54 @@ def _event(kind: int, name: str, execution_id: int = 0, artifact_id: int = 0) ->
 
 def _dump_outputs(records: dict[str, ArtifactRecord]) -> str:
     return json.dumps(
-        {n: [r.id, r.uri, r.fingerprint, r.data_type] for n, r in records.items()},
-        sort_keys=True,
+        {n: [r.uri, r.fingerprint, r.data_type] for n, r in records.items()}, sort_keys=True
     )
+
+
+def _artifacts_by_uri(store: Any, records: Any) -> dict[str, Any]:
+    """Artifact protos for records, by URI: by id where known, else by URI (= external id)."""
+    records = list(records)
+    known = [r.id for r in records if r.id is not None]
+    unknown = sorted({r.uri for r in records if r.id is None})
+    found = store.get_artifacts_by_id(known) if known else []
+    if unknown:
+        found += store.get_artifacts_by_external_ids(unknown)
+    return {a.uri: a for a in found}
 
 
 def _seconds(value: float) -> float | None:
     return value or None
 
 
+def _read(properties: Any, key: str, field: str) -> Any:
+    """A property's value without touching the proto: indexing a protobuf map inserts an
+    empty entry, which MLMD then rejects when the proto is written back."""
+    if key in properties:
+        return getattr(properties[key], field)
+    return {"string_value": "", "double_value": 0.0, "int_value": 0}[field]
+
+
 def _step_record(execution: Any) -> StepRecord:
     p = execution.properties
-    outputs = {
-        name: ArtifactRecord(aid, name, uri, fp, dt)
-        for name, (aid, uri, fp, dt) in json.loads(p["outputs"].string_value or "{}").items()
-    }
+    outputs, inputs = (
+        {
+            name: ArtifactRecord(None, name, uri, fp, dt)
+            for name, (uri, fp, dt) in json.loads(_read(p, key, "string_value") or "{}").items()
+        }
+        for key in ("outputs", "inputs")
+    )
     state_name = type(execution).State.Name(execution.last_known_state)
     return StepRecord(
         execution_id=execution.id,
-        step=p["step"].string_value,
+        step=_read(p, "step", "string_value"),
         state=_MLMD_TO_STATE.get(state_name, state_name.lower()),
-        cache_key=p["cache_key"].string_value,
-        backend=p["backend"].string_value,
-        started_at=_seconds(p["started_at"].double_value),
-        ended_at=_seconds(p["ended_at"].double_value),
-        error=p["error"].string_value,
-        cached_from=p["cached_from"].int_value or None,
+        cache_key=_read(p, "cache_key", "string_value"),
+        backend=_read(p, "backend", "string_value"),
+        started_at=_seconds(_read(p, "started_at", "double_value")),
+        ended_at=_seconds(_read(p, "ended_at", "double_value")),
+        error=_read(p, "error", "string_value"),
+        cached_from=_read(p, "cached_from", "int_value") or None,
+        inputs=inputs,
         outputs=outputs,
     )
 
@@ -477,12 +533,12 @@ def _run_record(context: Any) -> RunRecord:
     p = context.properties
     return RunRecord(
         run_id=context.name,
-        pipeline=p["pipeline"].string_value,
-        status=p["status"].string_value,
-        started_at=_seconds(p["started_at"].double_value),
-        ended_at=_seconds(p["ended_at"].double_value),
-        orchestrator=p["orchestrator"].string_value,
-        error=p["error"].string_value,
+        pipeline=_read(p, "pipeline", "string_value"),
+        status=_read(p, "status", "string_value"),
+        started_at=_seconds(_read(p, "started_at", "double_value")),
+        ended_at=_seconds(_read(p, "ended_at", "double_value")),
+        orchestrator=_read(p, "orchestrator", "string_value"),
+        error=_read(p, "error", "string_value"),
     )
 
 

@@ -14,6 +14,7 @@ import threading
 import time
 import traceback
 import uuid
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -293,37 +294,44 @@ class Engine:
         return result
 
     def _schedule(self) -> None:
-        pending = {s.name: s for s in self.order}
-        upstream = {
-            s.name: {address.split(".", 1)[0] for address in s.inputs.values()} for s in self.order
-        }
-        running: dict[Future[StepResult], str] = {}
-        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
-            while pending or running:
-                stop = any(r.state == FAILED for r in self.results.values())
-                ready = (
-                    []
-                    if stop
-                    else [
-                        name
-                        for name in pending
-                        if all(
-                            u in self.results and self.results[u].state in (COMPLETED, CACHED)
-                            for u in upstream[name]
-                        )
-                    ]
-                )
-                for name in ready[: max(self.parallelism - len(running), 0)]:
-                    running[pool.submit(self._run_step, pending.pop(name))] = name
-                if not running:
-                    for name in pending:  # downstream of a failure
-                        self.results[name] = StepResult(name, SKIPPED)
-                        self.progress(SKIPPED, name, "an upstream step failed")
-                    return
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    name = running.pop(future)
-                    self.results[name] = future.result()
+        """Run steps as their inputs become ready; after a failure, start nothing new."""
+        waiting = {s.name: len({a.split(".", 1)[0] for a in s.inputs.values()}) for s in self.order}
+        dependents: dict[str, list[str]] = {s.name: [] for s in self.order}
+        for s in self.order:
+            for upstream in {a.split(".", 1)[0] for a in s.inputs.values()}:
+                dependents[upstream].append(s.name)
+        by_name = {s.name: s for s in self.order}
+        ready = deque(name for name, count in waiting.items() if count == 0)
+
+        def finish(name: str, result: StepResult) -> bool:
+            self.results[name] = result
+            if result.state == FAILED:
+                return False
+            for dependent in dependents[name]:
+                waiting[dependent] -= 1
+                if waiting[dependent] == 0:
+                    ready.append(dependent)
+            return True
+
+        healthy = True
+        if self.parallelism == 1:  # in this thread: no hand-offs on the hot path
+            while ready and healthy:
+                name = ready.popleft()
+                healthy = finish(name, self._run_step(by_name[name]))
+        else:
+            running: dict[Future[StepResult], str] = {}
+            with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+                while (ready and healthy) or running:
+                    while ready and healthy and len(running) < self.parallelism:
+                        name = ready.popleft()
+                        running[pool.submit(self._run_step, by_name[name])] = name
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        healthy = finish(running.pop(future), future.result()) and healthy
+        for name in by_name:
+            if name not in self.results:  # downstream of a failure
+                self.results[name] = StepResult(name, SKIPPED)
+                self.progress(SKIPPED, name, "an upstream step failed")
 
     # -- one step ------------------------------------------------------------------------------
 

@@ -156,9 +156,13 @@ class Step:
     @classmethod
     def source(cls) -> str:
         """Importable address of this step: 'package.module:Name'."""
-        from zenml_core.pipeline.sources import source_of
+        cached = cls.__dict__.get("_source")
+        if cached is None:
+            from zenml_core.pipeline.sources import source_of
 
-        return source_of(cls)
+            cached = source_of(cls)
+            cls._source = cached  # type: ignore[attr-defined]
+        return cached
 
     @classmethod
     def code_hash(cls) -> str:
