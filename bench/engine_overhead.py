@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 SIZES = (1, 10, 50)
-REPEATS = 3
+REPEATS = 5
 
 SCRIPT = textwrap.dedent("""
     import sys

@@ -240,3 +240,17 @@ def test_unknown_backend_name_in_a_spec_fails_before_the_run(project):
     with pytest.raises(UnknownBackendError, match="No orchestrator backend named 'warp'"):
         Pipeline.from_spec(PipelineSpec.from_dict(spec)).run()
     assert _nothing_recorded(project)
+
+
+def test_no_step_is_left_running_when_a_sibling_fails(project):
+    flag = project / "fail.flag"
+    flag.write_text("on")
+    pipeline = Pipeline("siblings")
+    a = pipeline.add_step(demo_steps.produce(n=3))
+    pipeline.add_step(demo_steps.fragile(x=a, fail_if_exists=str(flag)))
+    pipeline.add_step(demo_steps.total(x=a))  # unblocked by produce, never reached
+    with pytest.raises(StepFailedError):
+        pipeline.run()
+    run = metadata(project).get_run(metadata(project).list_runs("siblings")[0].run_id)
+    assert "running" not in {s.state for s in run.steps}
+    assert {s.step: s.state for s in run.steps}["fragile"] == "failed"

@@ -67,6 +67,17 @@ class CachedStep:
     at: float
 
 
+@dataclass(frozen=True)
+class StepStart:
+    """A step to record as running; inputs without an id are found by URI."""
+
+    step: str
+    cache_key: str
+    backend: str
+    source: str
+    inputs: dict[str, ArtifactRecord]
+
+
 class BaseMetadataStore(BaseComponent, abc.ABC):
     """Records pipelines, runs, step executions and artifact lineage.
 
@@ -111,6 +122,33 @@ class BaseMetadataStore(BaseComponent, abc.ABC):
         self, run_id: str, execution_id: int, outputs: dict[str, tuple[str, str, str]]
     ) -> dict[str, ArtifactRecord]:
         """Record the outputs (name -> (uri, fingerprint, data type)) and mark it completed."""
+
+    def complete_and_start(
+        self,
+        run_id: str,
+        execution_id: int,
+        outputs: dict[str, tuple[str, str, str]],
+        starts: list[StepStart],
+    ) -> tuple[dict[str, ArtifactRecord], list[int]]:
+        """Complete one step and record the steps it unblocks as running.
+
+        The engine calls this on its hot path; a store that can write both at once should
+        (MLMD does, in one transaction). This default does one after the other.
+        """
+        records = self.complete_step(run_id, execution_id, outputs)
+        by_uri = {r.uri: r for r in records.values()}
+        ids = [
+            self.start_step(
+                run_id,
+                start.step,
+                cache_key=start.cache_key,
+                backend=start.backend,
+                source=start.source,
+                inputs={n: by_uri.get(r.uri, r) for n, r in start.inputs.items()},
+            )
+            for start in starts
+        ]
+        return records, ids
 
     @abc.abstractmethod
     def fail_step(self, run_id: str, execution_id: int, error: str) -> None: ...

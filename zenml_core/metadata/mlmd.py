@@ -31,6 +31,7 @@ from zenml_core.metadata.base import (
     CachedStep,
     RunRecord,
     StepRecord,
+    StepStart,
 )
 
 if TYPE_CHECKING:
@@ -246,19 +247,24 @@ class MLMDMetadataStore(BaseMetadataStore):
         source: str,
         inputs: dict[str, ArtifactRecord],
     ) -> int:
+        from ml_metadata.proto import metadata_store_pb2 as pb
 
         execution = self._execution(step, run_id, cache_key, backend, source, "RUNNING")
         execution.properties["started_at"].double_value = _now()
-        # kept on the execution so a process elsewhere that runs the step can read them
-        execution.properties["inputs"].string_value = _dump_outputs(inputs)
 
         def write(store: Any) -> int:
             contexts = self._contexts_of_run(store, run_id)
-            # input events are written when the step ends, with its outputs: one write fewer
-            # on the hot path (each MLMD write is a transaction)
-            execution_id, _, _ = store.put_execution(execution, [], contexts)
+            ids = _artifact_ids(store, inputs.values())
+            # input events name existing artifacts by id: nothing about them is rewritten
+            edges = [
+                (0, None, _event(pb.Event.INPUT, name, artifact_id=ids[record.uri]))
+                for name, record in inputs.items()
+            ]
+            [execution_id], _, _ = store.put_lineage_subgraph(
+                [execution], [], contexts, edges, reuse_context_if_already_exist=True
+            )
             execution.id = execution_id
-            self._inflight()[int(execution_id)] = (execution, dict(inputs))
+            self._inflight()[int(execution_id)] = execution
             return int(execution_id)
 
         return self._call(write)
@@ -283,12 +289,28 @@ class MLMDMetadataStore(BaseMetadataStore):
     def complete_step(
         self, run_id: str, execution_id: int, outputs: dict[str, tuple[str, str, str]]
     ) -> dict[str, ArtifactRecord]:
+        return self.complete_and_start(run_id, execution_id, outputs, [])[0]
+
+    def complete_and_start(
+        self,
+        run_id: str,
+        execution_id: int,
+        outputs: dict[str, tuple[str, str, str]],
+        starts: list[StepStart],
+    ) -> tuple[dict[str, ArtifactRecord], list[int]]:
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         artifact_type = self._types()["artifact"]
+        started = []
+        for start in starts:
+            execution = self._execution(
+                start.step, run_id, start.cache_key, start.backend, start.source, "RUNNING"
+            )
+            execution.properties["started_at"].double_value = _now()
+            started.append(execution)
 
-        def write(store: Any) -> dict[str, ArtifactRecord]:
-            execution, inputs = self._execution_proto(store, execution_id)
+        def write(store: Any) -> tuple[dict[str, ArtifactRecord], list[int]]:
+            execution = self._execution_proto(store, execution_id)
             contexts = self._contexts_of_run(store, run_id)
             artifacts = []
             for name, (uri, fingerprint, data_type) in outputs.items():
@@ -306,20 +328,38 @@ class MLMDMetadataStore(BaseMetadataStore):
             execution.properties["outputs"].string_value = _dump_outputs(
                 {name: ArtifactRecord(None, name, *value) for name, value in outputs.items()}
             )
-            pairs = [
-                (a, _event(pb.Event.OUTPUT, n)) for n, a in zip(outputs, artifacts, strict=True)
+            edges: list[tuple[int, int | None, Any]] = [
+                (0, i, _event(pb.Event.OUTPUT, name)) for i, name in enumerate(outputs)
             ]
-            # one transaction: the state, the artifacts, the events and the context links
-            _, artifact_ids, _ = store.put_execution(
-                execution, pairs + self._input_pairs(store, inputs), contexts
+            new_artifacts = {uri: i for i, (uri, _, _) in enumerate(outputs.values())}
+            earlier = [r for s in starts for r in s.inputs.values() if r.uri not in new_artifacts]
+            ids = _artifact_ids(store, earlier)
+            for index, start in enumerate(starts, start=1):
+                for name, record in start.inputs.items():
+                    if record.uri in new_artifacts:
+                        edges.append(
+                            (index, new_artifacts[record.uri], _event(pb.Event.INPUT, name))
+                        )
+                    else:
+                        event = _event(pb.Event.INPUT, name, artifact_id=ids[record.uri])
+                        edges.append((index, None, event))
+            # one transaction: this step's end, its outputs, and the steps it unblocks
+            execution_ids, artifact_ids, _ = store.put_lineage_subgraph(
+                [execution, *started],
+                artifacts,
+                contexts,
+                edges,
+                reuse_context_if_already_exist=True,
             )
+            self._inflight().pop(execution_id, None)
+            for new, new_id in zip(started, execution_ids[1:], strict=True):
+                new.id = new_id
+                self._inflight()[int(new_id)] = new
             records = {
                 name: ArtifactRecord(int(artifact_id), name, *outputs[name])
-                # ids come back in the order of the pairs: outputs first
-                for name, artifact_id in zip(outputs, artifact_ids[: len(outputs)], strict=True)
+                for name, artifact_id in zip(outputs, artifact_ids, strict=True)
             }
-            self._inflight().pop(execution_id, None)
-            return records
+            return records, [int(i) for i in execution_ids[1:]]
 
         return self._call(write)
 
@@ -327,34 +367,21 @@ class MLMDMetadataStore(BaseMetadataStore):
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         def write(store: Any) -> None:
-            execution, inputs = self._execution_proto(store, execution_id)
+            execution = self._execution_proto(store, execution_id)
             execution.last_known_state = pb.Execution.FAILED
             execution.properties["ended_at"].double_value = _now()
             execution.properties["error"].string_value = error
-            contexts = self._contexts_of_run(store, run_id)
-            store.put_execution(execution, self._input_pairs(store, inputs), contexts)
+            store.put_executions([execution])
             self._inflight().pop(execution_id, None)
 
         self._call(write)
 
-    def _execution_proto(
-        self, store: Any, execution_id: int
-    ) -> tuple[Any, dict[str, ArtifactRecord]]:
-        """The execution proto and its inputs (kept in memory, or read back when the step was
-        started by another process)."""
-        inflight = self._inflight().get(execution_id)
-        if inflight is not None:
-            return inflight  # type: ignore[no-any-return]
-        [execution] = store.get_executions_by_id([execution_id])
-        return execution, _step_record(execution).inputs
-
-    def _input_pairs(self, store: Any, inputs: dict[str, ArtifactRecord]) -> list[Any]:
-        from ml_metadata.proto import metadata_store_pb2 as pb
-
-        if not inputs:
-            return []
-        by_uri = _artifacts_by_uri(store, inputs.values())
-        return [(by_uri[a.uri], _event(pb.Event.INPUT, name)) for name, a in inputs.items()]
+    def _execution_proto(self, store: Any, execution_id: int) -> Any:
+        """The execution as this process started it, or as another process recorded it."""
+        execution = self._inflight().get(execution_id)
+        if execution is None:
+            [execution] = store.get_executions_by_id([execution_id])
+        return execution
 
     def record_cached(self, run_id: str, steps: list[CachedStep]) -> None:
         if not steps:
@@ -371,29 +398,23 @@ class MLMDMetadataStore(BaseMetadataStore):
                 execution.properties["started_at"].double_value = _now(cached.at)
                 execution.properties["ended_at"].double_value = _now(cached.at)
                 execution.properties["cached_from"].int_value = cached.cached_from
-                execution.properties["inputs"].string_value = _dump_outputs(cached.inputs)
                 execution.properties["outputs"].string_value = _dump_outputs(cached.outputs)
                 executions.append(execution)
-            ids = store.put_executions(executions)
             referenced = [a for c in steps for a in (*c.inputs.values(), *c.outputs.values())]
-            artifact_ids = {uri: a.id for uri, a in _artifacts_by_uri(store, referenced).items()}
-            events = []
-            for execution_id, cached in zip(ids, steps, strict=True):
-                for name, artifact in cached.inputs.items():
-                    events.append(
-                        _event(pb.Event.INPUT, name, execution_id, artifact_ids[artifact.uri])
-                    )
-                for name, artifact in cached.outputs.items():
-                    events.append(
-                        _event(pb.Event.OUTPUT, name, execution_id, artifact_ids[artifact.uri])
-                    )
-            store.put_events(events)
-            associations = [
-                pb.Association(execution_id=execution_id, context_id=context.id)
-                for execution_id in ids
-                for context in contexts
-            ]
-            store.put_attributions_and_associations([], associations)
+            artifact_ids = _artifact_ids(store, referenced)
+            edges = []
+            for index, cached in enumerate(steps):
+                for kind, records in (
+                    (pb.Event.INPUT, cached.inputs),
+                    (pb.Event.OUTPUT, cached.outputs),
+                ):
+                    for name, artifact in records.items():
+                        event = _event(kind, name, artifact_id=artifact_ids[artifact.uri])
+                        edges.append((index, None, event))
+            # every cache hit of the run, its events and context links: one transaction
+            store.put_lineage_subgraph(
+                executions, [], contexts, edges, reuse_context_if_already_exist=True
+            )
 
         self._call(write)
 
@@ -481,15 +502,15 @@ def _dump_outputs(records: dict[str, ArtifactRecord]) -> str:
     )
 
 
-def _artifacts_by_uri(store: Any, records: Any) -> dict[str, Any]:
-    """Artifact protos for records, by URI: by id where known, else by URI (= external id)."""
+def _artifact_ids(store: Any, records: Any) -> dict[str, int]:
+    """Artifact id by URI; ids not known yet (outputs reused from the cache) are looked up
+    by external id, which is the URI."""
     records = list(records)
-    known = [r.id for r in records if r.id is not None]
-    unknown = sorted({r.uri for r in records if r.id is None})
-    found = store.get_artifacts_by_id(known) if known else []
+    ids = {r.uri: r.id for r in records if r.id is not None}
+    unknown = sorted({r.uri for r in records if r.id is None} - set(ids))
     if unknown:
-        found += store.get_artifacts_by_external_ids(unknown)
-    return {a.uri: a for a in found}
+        ids.update({a.uri: a.id for a in store.get_artifacts_by_external_ids(unknown)})
+    return ids
 
 
 def _seconds(value: float) -> float | None:
@@ -506,13 +527,10 @@ def _read(properties: Any, key: str, field: str) -> Any:
 
 def _step_record(execution: Any) -> StepRecord:
     p = execution.properties
-    outputs, inputs = (
-        {
-            name: ArtifactRecord(None, name, uri, fp, dt)
-            for name, (uri, fp, dt) in json.loads(_read(p, key, "string_value") or "{}").items()
-        }
-        for key in ("outputs", "inputs")
-    )
+    outputs = {
+        name: ArtifactRecord(None, name, uri, fp, dt)
+        for name, (uri, fp, dt) in json.loads(_read(p, "outputs", "string_value") or "{}").items()
+    }
     state_name = type(execution).State.Name(execution.last_known_state)
     return StepRecord(
         execution_id=execution.id,
@@ -524,7 +542,6 @@ def _step_record(execution: Any) -> StepRecord:
         ended_at=_seconds(_read(p, "ended_at", "double_value")),
         error=_read(p, "error", "string_value"),
         cached_from=_read(p, "cached_from", "int_value") or None,
-        inputs=inputs,
         outputs=outputs,
     )
 

@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,7 @@ from zenml_core.metadata.base import (
     BaseMetadataStore,
     CachedStep,
     StepRecord,
+    StepStart,
 )
 from zenml_core.pipeline import materializers
 from zenml_core.pipeline.context import StepContext
@@ -237,11 +238,18 @@ class Engine:
         self.parallelism = parallelism
         self.progress = request.progress or (lambda event, step, detail: None)
         self.order = self.pipeline.check_graph()
+        self.pipeline_steps = {s.name: s for s in self.order}
         self.classes = request.step_classes or load_step_classes(self.pipeline)
         self.results: dict[str, StepResult] = {}
         self.cached: list[CachedStep] = []
         self.lock = threading.Lock()
         self.previous: dict[str, StepRecord] = {}
+        self.waiting: dict[str, int] = {}
+        self.dependents: dict[str, list[str]] = {}
+        #: executions already recorded as running, together with their upstream's completion
+        self.prestarted: dict[str, int] = {}
+        self.backends: dict[str, BaseProcessingBackend | BaseTrainingBackend] = {}
+        self.backend_names: dict[str, str] = {}
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -257,7 +265,7 @@ class Engine:
             self.pipeline.name,
             self.spec.run_id,
             orchestrator or self.components.orchestrator.to_config()["name"],
-            json.loads(self.spec.to_json()),
+            asdict(self.spec),
         )
         failure: BaseException | None = None
         try:
@@ -265,6 +273,10 @@ class Engine:
         except BaseException as error:  # KeyboardInterrupt included: record, then re-raise
             failure = error
         finally:
+            for execution_id in self.prestarted.values():  # unblocked, then another step failed
+                self.metadata.fail_step(
+                    self.spec.run_id, execution_id, "not run: another step of the run failed first"
+                )
             self.metadata.record_cached(self.spec.run_id, self.cached)
             failed = [r for r in self.results.values() if r.state == FAILED]
             if failure is None and failed:
@@ -295,12 +307,14 @@ class Engine:
 
     def _schedule(self) -> None:
         """Run steps as their inputs become ready; after a failure, start nothing new."""
-        waiting = {s.name: len({a.split(".", 1)[0] for a in s.inputs.values()}) for s in self.order}
-        dependents: dict[str, list[str]] = {s.name: [] for s in self.order}
+        waiting = self.waiting = {
+            s.name: len({a.split(".", 1)[0] for a in s.inputs.values()}) for s in self.order
+        }
+        dependents = self.dependents = {s.name: [] for s in self.order}
         for s in self.order:
             for upstream in {a.split(".", 1)[0] for a in s.inputs.values()}:
                 dependents[upstream].append(s.name)
-        by_name = {s.name: s for s in self.order}
+        by_name = self.pipeline_steps
         ready = deque(name for name, count in waiting.items() if count == 0)
 
         def finish(name: str, result: StepResult) -> bool:
@@ -336,6 +350,8 @@ class Engine:
     # -- one step ------------------------------------------------------------------------------
 
     def step_backend(self, step_spec: StepSpec) -> BaseProcessingBackend | BaseTrainingBackend:
+        if step_spec.name in self.backends:
+            return self.backends[step_spec.name]
         step_class = self.classes[step_spec.name]
         if step_spec.backend is not None:
             backend = BaseComponent.from_config(step_spec.backend)
@@ -351,6 +367,7 @@ class Engine:
                 f"Step {step_spec.name!r} is a {step_class.STEP_KIND} step; its backend must be a "
                 f"{expected.__name__}, got {type(backend).__name__}."
             )
+        self.backends[step_spec.name] = backend
         return backend
 
     def _inputs(self, step_spec: StepSpec) -> dict[str, ArtifactRecord]:
@@ -366,55 +383,65 @@ class Engine:
             inputs[argument] = outputs[output]
         return inputs
 
+    def _cache_hit(self, step_spec: StepSpec, key: str) -> StepRecord | None:
+        if not (self.pipeline.enable_cache and step_spec.enable_cache):
+            return None
+        hit = self.previous.get(key)
+        if hit is not None and all(self.artifacts.exists(r.uri) for r in hit.outputs.values()):
+            return hit
+        return None
+
+    def _backend_name(self, step_spec: StepSpec) -> str:
+        name = self.backend_names.get(step_spec.name)
+        if name is None:
+            backend = self.step_backend(step_spec)
+            name = self.backend_names[step_spec.name] = (
+                f"{backend.KIND}:{backend.to_config()['name']}"
+            )
+        return name
+
     def _run_step(self, step_spec: StepSpec) -> StepResult:
         started = time.perf_counter()
         step_class = self.classes[step_spec.name]
         backend = self.step_backend(step_spec)
-        backend_name = f"{backend.KIND}:{backend.to_config()['name']}"
+        backend_name = self._backend_name(step_spec)
         inputs = self._inputs(step_spec)
         key = cache_key(step_spec, step_class, inputs)
-        if self.pipeline.enable_cache and step_spec.enable_cache:
-            hit = self.previous.get(key)
-            if hit is not None and all(self.artifacts.exists(r.uri) for r in hit.outputs.values()):
-                with self.lock:
-                    self.cached.append(
-                        CachedStep(
-                            step_spec.name,
-                            key,
-                            backend_name,
-                            step_spec.source,
-                            inputs,
-                            hit.outputs,
-                            hit.execution_id,
-                            time.time(),
-                        )
+        hit = self._cache_hit(step_spec, key)
+        if hit is not None:
+            with self.lock:
+                self.cached.append(
+                    CachedStep(
+                        step_spec.name,
+                        key,
+                        backend_name,
+                        step_spec.source,
+                        inputs,
+                        hit.outputs,
+                        hit.execution_id,
+                        time.time(),
                     )
-                self.progress(CACHED, step_spec.name, "")
-                return StepResult(
-                    step_spec.name, CACHED, hit.outputs, time.perf_counter() - started
                 )
+            self.progress(CACHED, step_spec.name, "")
+            return StepResult(step_spec.name, CACHED, hit.outputs, time.perf_counter() - started)
         self.progress("start", step_spec.name, backend_name)
-        execution_id = self.metadata.start_step(
-            self.spec.run_id,
-            step_spec.name,
-            cache_key=key,
-            backend=backend_name,
-            source=step_spec.source,
-            inputs=inputs,
-        )
+        execution_id = self.prestarted.pop(step_spec.name, None)
+        if execution_id is None:
+            execution_id = self.metadata.start_step(
+                self.spec.run_id,
+                step_spec.name,
+                cache_key=key,
+                backend=backend_name,
+                source=step_spec.source,
+                inputs=inputs,
+            )
         outcome: dict[str, dict[str, ArtifactRecord]] = {}
 
         def execute() -> None:
-            outcome["outputs"] = execute_step(
-                self.spec,
-                step_spec,
-                step_class,
-                inputs,
-                execution_id,
-                backend,
-                self.artifacts,
-                self.metadata,
+            published = execute_step(
+                self.spec, step_spec, step_class, inputs, execution_id, backend, self.artifacts
             )
+            outcome["outputs"] = self._complete(step_spec, execution_id, published)
 
         try:
             if isinstance(backend, BaseTrainingBackend):
@@ -440,6 +467,38 @@ class Engine:
         self.progress(COMPLETED, step_spec.name, f"{seconds:.2f}s")
         return StepResult(step_spec.name, COMPLETED, outcome["outputs"], seconds)
 
+    def _complete(
+        self, step_spec: StepSpec, execution_id: int, published: dict[str, tuple[str, str, str]]
+    ) -> dict[str, ArtifactRecord]:
+        """Record a step's outputs; when steps run one at a time, record the steps this one
+        unblocks as running in the same write (one metadata transaction per step)."""
+        starts: list[StepStart] = []
+        if self.parallelism == 1:
+            for name in self.dependents.get(step_spec.name, []):
+                if self.waiting[name] != 1:  # still waits for another step
+                    continue
+                dependent = self.pipeline_steps[name]
+                inputs = {}
+                for argument, address in dependent.inputs.items():
+                    upstream, output = address.split(".", 1)
+                    inputs[argument] = (
+                        ArtifactRecord(None, output, *published[output])
+                        if upstream == step_spec.name
+                        else self.results[upstream].outputs[output]
+                    )
+                key = cache_key(dependent, self.classes[name], inputs)
+                if self._cache_hit(dependent, key) is None:
+                    starts.append(
+                        StepStart(
+                            name, key, self._backend_name(dependent), dependent.source, inputs
+                        )
+                    )
+        records, ids = self.metadata.complete_and_start(
+            self.spec.run_id, execution_id, published, starts
+        )
+        self.prestarted.update({start.step: i for start, i in zip(starts, ids, strict=True)})
+        return records
+
     def _recorded_error(self, execution_id: int) -> str:
         for step in self.metadata.get_run(self.spec.run_id).steps:
             if step.execution_id == execution_id and step.state == FAILED:
@@ -464,9 +523,11 @@ def execute_step(
     execution_id: int,
     backend: Any,
     artifacts: BaseArtifactStore,
-    metadata: BaseMetadataStore,
-) -> dict[str, ArtifactRecord]:
-    """Run one step's code: load inputs, call it, publish outputs, record them."""
+) -> dict[str, tuple[str, str, str]]:
+    """Run one step's code: load inputs, call it, publish its outputs.
+
+    Returns output name -> (uri, fingerprint, data type), for the caller to record.
+    """
     signature = step_class.signature()
     with contextlib.ExitStack() as stack:
         arguments: dict[str, Any] = {}
@@ -498,7 +559,7 @@ def execute_step(
                 materializer.save(value, folder)
                 digest = artifacts.publish_folder(folder, uri)
             published[name] = (uri, digest, materializer.name)
-    return metadata.complete_step(spec.run_id, execution_id, published)
+    return published
 
 
 def _outputs_of(step: str, declared: dict[str, Any], single: bool, returned: Any) -> dict[str, Any]:

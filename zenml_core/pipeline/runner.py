@@ -83,7 +83,7 @@ def run_spec_step(location: str, step: str, execution_id: int) -> None:
     engine = Engine(RunRequest(spec, components, classes))
     backend = engine.step_backend(step_specs[step])
     try:
-        execute_step(
+        published = execute_step(
             spec,
             step_specs[step],
             classes[step],
@@ -91,8 +91,8 @@ def run_spec_step(location: str, step: str, execution_id: int) -> None:
             execution_id,
             backend,
             components.artifact_store,
-            components.metadata_store,
         )
+        components.metadata_store.complete_step(spec.run_id, execution_id, published)
     except Exception as error:
         import traceback
 
