@@ -17,3 +17,11 @@ def project(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     init(tmp_path)
     return tmp_path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _code_cache(tmp_path_factory):
+    """Child processes unpack code packages here, not in the user's home."""
+    import os
+
+    os.environ["ZENML_CODE_CACHE"] = str(tmp_path_factory.mktemp("code-cache"))

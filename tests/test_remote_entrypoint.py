@@ -13,6 +13,7 @@ import subprocess_backends
 
 from zenml_core import Pipeline
 from zenml_core.pipeline.code import ARCHIVE
+from zenml_core.testing.conformance import OrchestratorConformance, TrainingBackendConformance
 
 USER_STEPS = """
 import os
@@ -106,3 +107,23 @@ def test_a_step_failing_in_the_child_fails_the_run_with_its_error(remote_project
     run = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db")).get_run(runs[0].run_id)
     broken = next(s for s in run.steps if s.step == "broken")
     assert broken.state == "failed" and "ValueError: bad data in child" in broken.error
+
+
+class _Registered:
+    @pytest.fixture(autouse=True)
+    def _register(self, zenml_plugins):
+        zenml_plugins.register(subprocess_backends, name="subprocess-backends")
+
+
+class TestSubprocessOrchestratorConformance(_Registered, OrchestratorConformance):
+    """A third-party-style orchestrator passes the same suite as the built-in one."""
+
+    backend_class = subprocess_backends.SubprocessOrchestrator
+    name = "subprocess"
+    installed = False
+
+
+class TestSubprocessTrainingConformance(_Registered, TrainingBackendConformance):
+    backend_class = subprocess_backends.SubprocessTrainingBackend
+    name = "subprocess"
+    installed = False

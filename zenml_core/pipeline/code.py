@@ -85,6 +85,7 @@ def fetch_code(code: CodeRef, store: BaseArtifactStore, cache: Path) -> Path:
                 "it was altered after upload. Run the pipeline again to upload it anew."
             )
         staging = cache / f".{code.sha256}.{os.getpid()}"
+        staging.mkdir(parents=True)  # exists even for a project with no files
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             archive.extractall(staging)
         try:

@@ -23,10 +23,13 @@ HEAVY_MODULES = (
 def heavy_modules_imported(statement: str, *, env: dict[str, str] | None = None) -> list[str]:
     """Run ``statement`` in a fresh interpreter and return the heavy modules it imported."""
     import json
+    import os
     import subprocess
     import sys
 
     code = f"{statement}\nimport json, sys; print(json.dumps(sorted(sys.modules)))"
+    # the fresh interpreter imports from the same places as this one
+    env = {**(os.environ if env is None else env), "PYTHONPATH": os.pathsep.join(sys.path)}
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
     )

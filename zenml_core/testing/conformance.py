@@ -113,16 +113,70 @@ class BackendConformance:
         assert names.get(self.name) == f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _tiny_pipeline(name: str) -> Any:
+    from zenml_core.pipeline import Pipeline
+    from zenml_core.testing.steps import mean_and_pid, numbers
+
+    pipeline = Pipeline(name)
+    values = pipeline.add_step(numbers(count=5))
+    pipeline.add_step(mean_and_pid(values=values))
+    return pipeline
+
+
 class OrchestratorConformance(BackendConformance):
+    """Also runs a two-step pipeline through the orchestrator. Remote orchestrators point
+    ``run_params`` (default: ``params``) at their loopback emulators."""
+
     kind = "orchestrator"
+    run_params: ClassVar[dict[str, Any] | None] = None
+
+    def test_runs_a_pipeline_and_records_it(self, tmp_path: Any, monkeypatch: Any) -> None:
+        from zenml_core.repository import init
+
+        monkeypatch.chdir(tmp_path)
+        init(tmp_path)
+        orchestrator = self.make(**(self.run_params or {}))
+        result = _tiny_pipeline("conformance").run(backend=orchestrator)
+        assert result.status == "completed"
+        assert result.load("mean_and_pid")["mean"] == 2.0
+        run = result.metadata_store.get_run(result.run_id)
+        assert [(s.step, s.state) for s in run.steps] == [
+            ("numbers", "completed"),
+            ("mean_and_pid", "completed"),
+        ]
+        assert run.orchestrator == self.name
+        again = _tiny_pipeline("conformance").run(backend=orchestrator)
+        assert {s.state for s in again.steps.values()} == {"cached"}
 
 
 class ProcessingBackendConformance(BackendConformance):
     kind = "processing"
 
+    def test_gives_beam_arguments_naming_a_runner(self) -> None:
+        args = self.make().beam_args(job_name="conformance-job")  # type: ignore[attr-defined]
+        assert isinstance(args, list) and all(isinstance(a, str) for a in args)
+        assert any(a.startswith("--runner=") for a in args), "name the runner explicitly"
+
 
 class TrainingBackendConformance(BackendConformance):
+    """Also runs a training step through the backend and checks it was recorded."""
+
     kind = "training"
+    run_params: ClassVar[dict[str, Any] | None] = None
+
+    def test_runs_a_training_step(self, tmp_path: Any, monkeypatch: Any) -> None:
+        from zenml_core.repository import init
+
+        monkeypatch.chdir(tmp_path)
+        init(tmp_path)
+        pipeline = _tiny_pipeline("conformance-training")
+        pipeline.steps[1].with_backend(self.make(**(self.run_params or {})))
+        result = pipeline.run()
+        assert result.load("mean_and_pid")["mean"] == 2.0
+        run = result.metadata_store.get_run(result.run_id)
+        trainer = next(s for s in run.steps if s.step == "mean_and_pid")
+        assert trainer.state == "completed" and trainer.backend == f"training:{self.name}"
+        assert trainer.inputs["values"].id == run.steps[0].outputs["output"].id
 
 
 class PluginConformance:
