@@ -127,3 +127,24 @@ class TestSubprocessTrainingConformance(_Registered, TrainingBackendConformance)
     backend_class = subprocess_backends.SubprocessTrainingBackend
     name = "subprocess"
     installed = False
+
+
+def test_a_remote_run_that_fails_raises_like_a_local_one(remote_project):
+    project, elsewhere = remote_project
+    (project / "user_steps.py").write_text(
+        textwrap.dedent(USER_STEPS) + "\n@step\ndef broken(x: list) -> int:\n"
+        "    raise ValueError('bad data far away')\n"
+    )
+    import user_steps
+
+    from zenml_core.exceptions import StepFailedError
+
+    pipeline = Pipeline(
+        "remote-run-fail", backend=subprocess_backends.SubprocessOrchestrator(elsewhere)
+    )
+    n = pipeline.add_step(user_steps.numbers())
+    pipeline.add_step(user_steps.broken(x=n))
+    with pytest.raises(StepFailedError, match="ValueError: bad data far away") as caught:
+        pipeline.run()
+    assert caught.value.result.steps["numbers"].state == "completed"
+    assert caught.value.result.steps["broken"].state == "failed"

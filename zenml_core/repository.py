@@ -43,16 +43,7 @@ def default_components(where: Path | None = None) -> dict[str, dict[str, Any]]:
         "orchestrator": {"kind": "orchestrator", "name": "local"},
         "processing": {"kind": "processing", "name": "local"},
         "training": {"kind": "training", "name": "local"},
-        "metadata_store": {
-            "kind": "metadata_store",
-            "name": "sqlite",
-            "params": {"path": str(where / "metadata.db")},
-        },
-        "artifact_store": {
-            "kind": "artifact_store",
-            "name": "file",
-            "params": {"root": str(where / "artifacts")},
-        },
+        **_embedded_stores(where),
     }
     config_file = where / CONFIG_FILE
     if config_file.is_file():
@@ -69,20 +60,24 @@ def init(root: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config_file = folder / CONFIG_FILE
     if not config_file.exists():
-        components = {
-            "metadata_store": {
-                "kind": "metadata_store",
-                "name": "sqlite",
-                "params": {"path": str(folder / "metadata.db")},
-            },
-            "artifact_store": {
-                "kind": "artifact_store",
-                "name": "file",
-                "params": {"root": str(folder / "artifacts")},
-            },
-        }
         config_file.write_text(
             "# zenml-core project defaults; any component here can be replaced by a plugin's.\n"
-            + yaml.safe_dump({"components": components}, sort_keys=False)
+            + yaml.safe_dump({"components": _embedded_stores(folder)}, sort_keys=False)
         )
     return folder
+
+
+def _embedded_stores(folder: Path) -> dict[str, dict[str, Any]]:
+    """SQLite metadata and local artifacts, both inside ``folder``."""
+    return {
+        "metadata_store": {
+            "kind": "metadata_store",
+            "name": "sqlite",
+            "params": {"path": str(folder / "metadata.db")},
+        },
+        "artifact_store": {
+            "kind": "artifact_store",
+            "name": "file",
+            "params": {"root": str(folder / "artifacts")},
+        },
+    }

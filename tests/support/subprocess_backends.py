@@ -15,12 +15,19 @@ from zenml_core.backends import BaseOrchestrator, BaseTrainingBackend
 SUPPORT = os.path.dirname(__file__)
 
 
-def child_environment(secrets: dict[str, str]) -> dict[str, str]:
-    # Only this support folder is importable in the child: the user's steps must come from
-    # the code package, as they would in a container.
+def run_child(command: list[str], workdir: str, secrets: dict[str, str]) -> str:
+    """Run ``python -m zenml_core ...`` as a container would: elsewhere, with only this support
+    folder importable (the user's steps must come from the code package), secrets in the
+    environment. Returns its output; raises with it if the process failed."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ZENML_MYSQL_PASSWORD")}
     env.update(secrets, PYTHONPATH=SUPPORT, ZENML_PLUGIN_MODULES="subprocess_backends")
-    return env
+    completed = subprocess.run(
+        [sys.executable, *command[1:]], cwd=workdir, env=env, capture_output=True, text=True
+    )
+    output = completed.stdout + completed.stderr
+    if completed.returncode != 0:
+        raise RuntimeError(f"the child process failed:\n{output[-3000:]}")
+    return output
 
 
 @dataclass
@@ -28,18 +35,12 @@ class SubprocessOrchestrator(BaseOrchestrator):
     workdir: str = "/"
 
     def run(self, request):
-        location = request.publish_spec()
-        command = [sys.executable, *request.command(location)[1:]]
-        completed = subprocess.run(
-            command,
-            cwd=self.workdir,
-            env=child_environment(request.secret_environment()),
-            capture_output=True,
-            text=True,
-        )
-        self.last_output = completed.stdout + completed.stderr
-        if completed.returncode != 0 and "run " not in completed.stdout:
-            raise RuntimeError(f"the child process failed:\n{self.last_output}")
+        command = request.command(request.publish_spec())
+        try:
+            self.last_output = run_child(command, self.workdir, request.secret_environment())
+        except RuntimeError as error:
+            if "Traceback" in str(error):  # it crashed before recording anything useful
+                raise
         return request.result()
 
 
@@ -48,16 +49,8 @@ class SubprocessTrainingBackend(BaseTrainingBackend):
     workdir: str = "/"
 
     def run_step(self, request):
-        command = [sys.executable, *request.command(request.publish_spec())[1:]]
-        completed = subprocess.run(
-            command,
-            cwd=self.workdir,
-            env=child_environment(request.secret_environment()),
-            capture_output=True,
-            text=True,
-        )
-        if completed.returncode != 0:
-            raise RuntimeError(f"the step's process failed:\n{completed.stderr[-3000:]}")
+        command = request.command(request.publish_spec())
+        run_child(command, self.workdir, request.secret_environment())
 
 
 @hookimpl

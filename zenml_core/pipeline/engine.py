@@ -176,10 +176,17 @@ class RunRequest:
         return environment
 
     def result(self) -> RunResult:
-        """The run's result as recorded, once a remote process has executed it."""
-        return RunResult.from_metadata(
+        """The run's result as recorded, once a remote process has executed it; raises
+        ``StepFailedError`` for a failed run, as a local run does."""
+        result = RunResult.from_metadata(
             self.spec.run_id, self.components.metadata_store, self.components.artifact_store
         )
+        if result.status != RUN_COMPLETED:
+            run = self.components.metadata_store.get_run(self.spec.run_id)
+            raise StepFailedError(
+                f"Run {self.spec.run_id} {result.status}: {run.error or 'no error recorded'}"
+            ).with_result(result)
+        return result
 
 
 @dataclass
