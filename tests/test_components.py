@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from typing import Literal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zenml_core import hookimpl
 from zenml_core.backends import (
@@ -191,3 +194,55 @@ def test_local_orchestrator_round_trip(zenml_plugins):
 def test_local_processing_refuses_unsafe_beam_settings(params, message):
     with pytest.raises(ConfigError, match=message):
         LocalProcessingBackend(**params)
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "kind",
+                    "name",
+                    "params",
+                    "runner",
+                    "num_workers",
+                    "running_mode",
+                    "parallelism",
+                    "root",
+                    "path",
+                    "x",
+                ]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    config=_json,
+    kind=st.sampled_from(
+        ["orchestrator", "processing", "training", "artifact_store", "metadata_store"]
+    ),
+)
+def test_any_malformed_component_config_gives_a_clear_error(config, kind):
+    from zenml_core.component import BaseComponent
+    from zenml_core.exceptions import ZenMLError
+    from zenml_core.kinds import KINDS
+
+    for base in (BaseComponent, KINDS[kind][1]):
+        # ConfigError, UnknownBackendError...: any other exception fails the test
+        with contextlib.suppress(ZenMLError):
+            base.from_config(config)
+
+
+def test_a_kind_that_is_not_a_word_is_refused(zenml_plugins):
+    from zenml_core.component import BaseComponent
+
+    with pytest.raises(ConfigError, match="'kind' must be one of"):
+        BaseComponent.from_config({"kind": ["orchestrator"], "name": "local"})

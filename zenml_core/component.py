@@ -87,6 +87,10 @@ class BaseComponent:
         kind = config.get("kind") or cls.KIND
         if not kind:
             raise ConfigError("Component config has no 'kind'; add e.g. kind: orchestrator.")
+        if not isinstance(kind, str):
+            from zenml_core.kinds import KINDS
+
+            raise ConfigError(f"'kind' must be one of {list(KINDS)}, got {kind!r}.")
         if cls.KIND and kind != cls.KIND:
             raise ConfigError(
                 f"Expected a config of kind {cls.KIND!r}, got kind {kind!r}; "
