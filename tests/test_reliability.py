@@ -156,3 +156,28 @@ def test_sixteen_concurrent_runs_on_mariadb(project, mysql_store):
     components = {"metadata_store": mysql_store.to_config()}  # no password in the YAML
     _concurrent_runs(project, 16, components, ZENML_MYSQL_PASSWORD=mysql_store.password)
     _check_every_execution_recorded(mysql_store, 16)
+
+
+def test_ctrl_c_marks_the_step_and_the_run_as_interrupted(project):
+    pipeline_file = project / "slow.yaml"
+    pipeline_file.write_text(yaml.safe_dump(SLOW_PIPELINE))
+    process = _start(project, pipeline_file, "--no-cache")
+    store = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:  # wait until a writer step is under way
+        runs = store.list_runs("slow") if (project / ".zenml" / "metadata.db").exists() else []
+        if runs and any(
+            s.state == "running" and s.step in ("first", "second")
+            for s in store.get_run(runs[0].run_id).steps
+        ):
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert "interrupted; a run under way is recorded as failed" in err
+    run = store.get_run(store.list_runs("slow")[0].run_id)
+    assert run.status == "failed" and "KeyboardInterrupt" in run.error
+    states = {s.step: (s.state, s.error) for s in run.steps}
+    assert "running" not in {state for state, _ in states.values()}
+    assert any(error == "interrupted (Ctrl-C)" for _, error in states.values())

@@ -295,6 +295,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ZenMLError as error:
         print(f"zenml: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("zenml: interrupted; a run under way is recorded as failed", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

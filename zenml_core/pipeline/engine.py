@@ -470,6 +470,10 @@ class Engine:
                 )
             self.progress(FAILED, step_spec.name, message)
             return StepResult(step_spec.name, FAILED, {}, time.perf_counter() - started, message)
+        except KeyboardInterrupt:  # Ctrl-C: the step did not finish; say so, then stop the run
+            if "outputs" not in outcome:
+                self.metadata.fail_step(self.spec.run_id, execution_id, "interrupted (Ctrl-C)")
+            raise
         seconds = time.perf_counter() - started
         self.progress(COMPLETED, step_spec.name, f"{seconds:.2f}s")
         return StepResult(step_spec.name, COMPLETED, outcome["outputs"], seconds)
