@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,28 @@ class StepContext:
     backend: Any
     #: a private scratch folder, removed after the step
     temp_dir: Path
+    #: where ``output_dir`` makes folders: beside the artifact store's staging area, so that
+    #: publishing what a step wrote there is a rename, not a copy
+    output_parent: Path | None = None
+    _made: list[Path] = field(default_factory=list, repr=False)
+
+    def output_dir(self) -> Path:
+        """A new empty folder for a large output (e.g. a Beam job's Parquet files); return it
+        wrapped in the output's type and it is moved, not copied, into the artifact."""
+        import tempfile
+
+        parent = self.output_parent or self.temp_dir
+        parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(tempfile.mkdtemp(prefix=f"{os.getpid()}-out-", dir=parent))
+        self._made.append(folder)
+        return folder
+
+    def cleanup(self) -> None:
+        """Remove the output folders still there (moved ones are gone already)."""
+        import shutil
+
+        for folder in self._made:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def beam_options(self, **overrides: Any) -> Any:
         """Beam ``PipelineOptions`` for this step, from its processing backend."""

@@ -553,9 +553,16 @@ def execute_step(
             raise PipelineError(f"Step {step_spec.name!r} has no value for {missing}.")
         if signature.context_argument:
             temp_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="zenml-step-")))
-            arguments[signature.context_argument] = StepContext(
-                spec.pipeline.name, spec.run_id, step_spec.name, backend, temp_dir
+            context = StepContext(
+                spec.pipeline.name,
+                spec.run_id,
+                step_spec.name,
+                backend,
+                temp_dir,
+                artifacts.staging_parent(),
             )
+            stack.callback(context.cleanup)
+            arguments[signature.context_argument] = context
         instance = step_class(**step_spec.params)
         instance.name = step_spec.name
         returned = instance.entrypoint(**arguments)

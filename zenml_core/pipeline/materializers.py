@@ -91,7 +91,15 @@ def for_annotation(annotation: Any, where: str) -> Materializer:
     )
 
 
+#: materializers of zenml-core's own types that register when their module is imported
+_LAZY = {"dataset": "zenml_core.steps.dataset"}
+
+
 def by_name(name: str) -> Materializer:
+    if name in _LAZY:
+        import importlib
+
+        importlib.import_module(_LAZY[name])
     for materializer in _REGISTRY:
         if materializer.name == name:
             return materializer

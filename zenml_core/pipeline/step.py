@@ -252,5 +252,8 @@ def step(function: Callable[..., Any] | None = None, *, kind: str = "processing"
 
 
 def _default_name(step_class: type[Step]) -> str:
-    name = step_class.__name__
-    return "".join(f"_{c.lower()}" if c.isupper() and i else c.lower() for i, c in enumerate(name))
+    """'RandomSplit' -> 'random_split', 'CSVSource' -> 'csv_source', 'double' -> 'double'."""
+    import re
+
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", step_class.__name__)
+    return words.lower()

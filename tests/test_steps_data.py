@@ -1,0 +1,146 @@
+"""Standard data steps: CSV ingestion and splits, as Beam jobs on the local runners."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pytest
+
+from zenml_core import Pipeline
+from zenml_core.backends import LocalProcessingBackend
+from zenml_core.exceptions import StepFailedError
+from zenml_core.steps import CategoricalSplit, CSVSource, RandomSplit
+
+IN_MEMORY = LocalProcessingBackend()
+TWO_PROCESSES = LocalProcessingBackend(running_mode="multi_processing", num_workers=2)
+
+
+def write_csv(path, rows: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    table = pa.table(
+        {
+            "id": np.arange(rows),
+            "x": rng.normal(size=rows),
+            "y": rng.normal(size=rows),
+            "colour": rng.choice(["red", "green", "blue"], size=rows),
+            "label": rng.integers(0, 2, size=rows),
+        }
+    )
+    pacsv.write_csv(table, path)
+    return path
+
+
+def run_single(project, step):
+    pipeline = Pipeline("data")
+    pipeline.add_step(step)
+    return pipeline
+
+
+@pytest.fixture
+def big_csv(tmp_path_factory):
+    # more rows than one Parquet file holds, so a Beam job gets several files to spread
+    return write_csv(tmp_path_factory.mktemp("csv") / "big.csv", 300_000)
+
+
+@pytest.mark.parametrize("backend", [IN_MEMORY, TWO_PROCESSES], ids=["in_memory", "2 processes"])
+def test_rows_in_equal_rows_out_and_splits_are_deterministic(project, big_csv, backend):
+    pipeline = Pipeline("counts")
+    source = pipeline.add_step(CSVSource(path=str(big_csv), label="label"))
+    pipeline.add_step(
+        RandomSplit(data=source, split_map={"train": 0.8, "eval": 0.2}, seed=3).with_backend(
+            backend
+        )
+    )
+    pipeline.add_step(
+        CategoricalSplit(
+            data=source, column="colour", split_map={"warm": ["red"], "cold": ["green", "blue"]}
+        ).with_backend(backend)
+    )
+    result = pipeline.run(enable_cache=False)
+    ingested = result.load("csv_source")
+    assert ingested.num_rows() == 300_000 and len(ingested.files()) == 2
+    by_ratio = result.load("random_split")
+    counts = {s: by_ratio.num_rows(s) for s in by_ratio.splits}
+    assert sum(counts.values()) == 300_000
+    assert abs(counts["eval"] / 300_000 - 0.2) < 0.01
+    ids = {s: set(by_ratio.read(s, ["id"])["id"].to_pylist()) for s in by_ratio.splits}
+    assert not ids["train"] & ids["eval"] and len(ids["train"] | ids["eval"]) == 300_000
+    by_value = result.load("categorical_split")
+    assert by_value.num_rows("warm") + by_value.num_rows("cold") == 300_000
+    assert set(by_value.read("warm", ["colour"])["colour"].to_pylist()) == {"red"}
+    # the same rows land in the same split whatever the runner mode
+    reference = Pipeline("reference")
+    src = reference.add_step(CSVSource(path=str(big_csv), label="label"))
+    reference.add_step(RandomSplit(data=src, split_map={"train": 0.8, "eval": 0.2}, seed=3))
+    again = reference.run(enable_cache=False).load("random_split")
+    assert set(again.read("eval", ["id"])["id"].to_pylist()) == ids["eval"]
+
+
+@pytest.mark.parametrize(
+    ("content", "step_args", "message"),
+    [
+        ("a,label\n", {"label": "label"}, "has a header but no rows"),
+        (
+            "a,b\n1,2\n",
+            {"label": "label"},
+            "has no column(s) ['label']; its columns are ['a', 'b']",
+        ),
+        ("a,label\n1,0\nabc,1\n", {"label": "label", "columns": {"a": "float"}}, "column 'a' of"),
+        ("a,label\n1,0\n", {"columns": {"a": "decimal"}}, "has type 'decimal'"),
+    ],
+)
+def test_bad_csv_input_is_named(project, tmp_path, content, step_args, message):
+    path = tmp_path / "in.csv"
+    path.write_text(content)
+    pipeline = run_single(project, CSVSource(path=str(path), **step_args))
+    with pytest.raises(StepFailedError) as caught:
+        pipeline.run()
+    assert message in str(caught.value)
+
+
+def test_mistyped_value_names_row_and_value(project, tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("a,label\n1,0\n2,1\nabc,1\n")
+    with pytest.raises(StepFailedError, match="should be float, but row 3 holds 'abc'"):
+        run_single(project, CSVSource(path=str(path), columns={"a": "float"})).run()
+
+
+def test_missing_file_is_named(project, tmp_path):
+    with pytest.raises(StepFailedError, match="no file"):
+        run_single(project, CSVSource(path=str(tmp_path / "nope.csv"))).run()
+
+
+@pytest.mark.parametrize(
+    ("split_map", "message"),
+    [
+        ({"train": 0.7, "eval": 0.2}, "add up to 0.9, not 1"),
+        ({"train": 1.2, "eval": -0.2}, "every ratio must be above 0"),
+        ({}, "needs at least one split"),
+        ({"train set": 1.0}, "must be letters, digits"),
+    ],
+)
+def test_bad_split_ratios_are_explained(project, tmp_path, split_map, message):
+    csv = write_csv(tmp_path / "d.csv", 20)
+    pipeline = Pipeline("bad-split")
+    src = pipeline.add_step(CSVSource(path=str(csv)))
+    pipeline.add_step(RandomSplit(data=src, split_map=split_map))
+    with pytest.raises(StepFailedError, match=message):
+        pipeline.run()
+
+
+def test_categorical_split_unmapped_values(project, tmp_path):
+    csv = write_csv(tmp_path / "d.csv", 50)
+    pipeline = Pipeline("cat")
+    src = pipeline.add_step(CSVSource(path=str(csv)))
+    pipeline.add_step(CategoricalSplit(data=src, column="colour", split_map={"a": ["red"]}))
+    with pytest.raises(StepFailedError, match=r"values \['blue', 'green'\] of column 'colour'"):
+        pipeline.run()
+    with_default = Pipeline("cat-default")
+    src = with_default.add_step(CSVSource(path=str(csv)))
+    with_default.add_step(
+        CategoricalSplit(data=src, column="colour", split_map={"a": ["red"]}, default="rest")
+    )
+    result = with_default.run().load("categorical_split")
+    assert result.splits == ["a", "rest"]
+    assert result.num_rows("a") + result.num_rows("rest") == 50

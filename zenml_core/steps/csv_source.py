@@ -1,0 +1,88 @@
+"""CSVSource: a CSV file becomes a versioned Parquet dataset, with its schema checked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zenml_core.exceptions import ConfigError
+from zenml_core.pipeline.context import StepContext
+from zenml_core.pipeline.step import Step
+from zenml_core.steps.dataset import Dataset
+
+#: column types users may declare, and the Arrow types they mean
+TYPES = {"int": "int64", "float": "float64", "string": "string", "bool": "bool"}
+ROWS_PER_FILE = 1 << 18  # several files let a Beam job spread over workers
+
+
+class CSVSource(Step):
+    """Reads a CSV file (types inferred, or checked against ``columns``) into Parquet.
+
+    ``columns`` maps column names to "int", "float", "string" or "bool": each must exist and
+    every value must convert. ``label`` must exist too.
+    """
+
+    def entrypoint(
+        self,
+        ctx: StepContext,
+        path: str,
+        label: str | None = None,
+        columns: dict[str, str] | None = None,
+        delimiter: str = ",",
+    ) -> Dataset:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+        import pyarrow.parquet as pq
+
+        for name, kind in (columns or {}).items():
+            if kind not in TYPES:
+                raise ConfigError(
+                    f"CSVSource: column {name!r} has type {kind!r}; use one of {sorted(TYPES)}."
+                )
+        try:
+            table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
+        except FileNotFoundError as error:
+            raise ConfigError(f"CSVSource: no file {path}.") from error
+        except pa.ArrowInvalid as error:
+            raise ConfigError(f"CSVSource: {path} cannot be read as CSV: {error}") from error
+        if table.num_rows == 0:
+            raise ConfigError(f"CSVSource: {path} has a header but no rows.")
+        required = [*(columns or {}), *([label] if label else [])]
+        missing = [c for c in required if c not in table.column_names]
+        if missing:
+            raise ConfigError(
+                f"CSVSource: {path} has no column(s) {missing}; its columns are "
+                f"{table.column_names}."
+            )
+        for name, kind in (columns or {}).items():
+            table = table.set_column(
+                table.column_names.index(name), name, _cast(table[name], kind, name, path)
+            )
+        out = ctx.output_dir()
+        for index, offset in enumerate(range(0, table.num_rows, ROWS_PER_FILE)):
+            pq.write_table(
+                table.slice(offset, ROWS_PER_FILE),
+                out / f"part-{index:05d}.parquet",
+                row_group_size=1 << 16,
+            )
+        return Dataset(out)
+
+
+def _cast(column: Any, kind: str, name: str, path: str) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    target = pa.type_for_alias(TYPES[kind])
+    try:
+        return pc.cast(column, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    # find the first value that does not convert, to name it
+    for row, value in enumerate(column.to_pylist()):
+        try:
+            pc.cast(pa.array([value]), target)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise ConfigError(
+                f"CSVSource: column {name!r} of {path} should be {kind}, but row {row + 1} "
+                f"holds {value!r}."
+            ) from None
+    raise ConfigError(f"CSVSource: column {name!r} of {path} does not convert to {kind}.")

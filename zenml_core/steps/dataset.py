@@ -1,0 +1,81 @@
+"""Datasets between data steps: folders of Parquet files, one sub-folder per split.
+
+Parquet (via pyarrow) is readable by pandas, Beam, Spark and Dask alike. A dataset artifact is
+``<artifact>/<split>/*.parquet``, or ``<artifact>/*.parquet`` before it is split.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from zenml_core.pipeline.materializers import DATA, Materializer, register_materializer
+
+PARQUET = ".parquet"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A handle on Parquet files in a local folder."""
+
+    path: Path
+
+    @property
+    def splits(self) -> list[str]:
+        return sorted(p.name for p in self.path.iterdir() if p.is_dir() and _parquet_in(p))
+
+    def files(self, split: str | None = None) -> list[Path]:
+        folder = self.path / split if split else self.path
+        if split and split not in self.splits:
+            from zenml_core.exceptions import ConfigError
+
+            raise ConfigError(f"The dataset has no split {split!r}; its splits are {self.splits}.")
+        return _parquet_in(folder)
+
+    def read(self, split: str | None = None, columns: list[str] | None = None) -> Any:
+        """The whole (split of the) dataset as one pyarrow Table."""
+        import pyarrow.parquet as pq
+
+        tables = [pq.read_table(f, columns=columns) for f in self.files(split)]
+        import pyarrow as pa
+
+        return pa.concat_tables(tables) if tables else pa.table({})
+
+    def num_rows(self, split: str | None = None) -> int:
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in self.files(split))
+
+    def schema(self, split: str | None = None) -> Any:
+        import pyarrow.parquet as pq
+
+        return pq.read_schema(self.files(split)[0])
+
+
+def _parquet_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob(f"*{PARQUET}") if p.is_file())
+
+
+def _save(value: Dataset, folder: Path) -> None:
+    target = folder / DATA
+    try:
+        os.rename(value.path, target)  # a step's output_dir sits beside the staging area
+    except OSError:
+        shutil.copytree(value.path, target)
+
+
+def _load(folder: Path) -> Dataset:
+    return Dataset(folder / DATA)
+
+
+register_materializer(
+    Materializer(
+        "dataset",
+        lambda annotation: isinstance(annotation, type) and issubclass(annotation, Dataset),
+        _save,
+        _load,
+    )
+)

@@ -1,0 +1,154 @@
+"""Splits, as Beam jobs over Arrow record batches under the step's processing backend."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from zenml_core.exceptions import ConfigError
+from zenml_core.pipeline.context import StepContext
+from zenml_core.pipeline.step import Step
+from zenml_core.steps.dataset import Dataset
+
+_SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class RandomSplit(Step):
+    """Splits rows by ratio, e.g. ``split_map={"train": 0.7, "eval": 0.3}``.
+
+    Each row's split follows from a hash of its values and ``seed``: the same data always
+    splits the same way, however it is batched or how many workers run.
+    """
+
+    def entrypoint(
+        self, ctx: StepContext, data: Dataset, split_map: dict[str, float], seed: int = 0
+    ) -> Dataset:
+        _check_names(split_map, "RandomSplit")
+        if any(ratio <= 0 for ratio in split_map.values()):
+            raise ConfigError(f"RandomSplit: every ratio must be above 0, got {split_map}.")
+        total = sum(split_map.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ConfigError(
+                f"RandomSplit: the ratios of {split_map} add up to {total:g}, not 1; "
+                "scale them so they sum to 1."
+            )
+        return _run(ctx, data, _ByHash(list(split_map.items()), seed))
+
+
+class CategoricalSplit(Step):
+    """Splits rows by the value of one column, e.g.
+    ``CategoricalSplit(column="country", split_map={"train": ["de", "fr"], "eval": ["nl"]})``.
+
+    Values in no list go to ``default`` if given; otherwise the step fails naming them.
+    """
+
+    def entrypoint(
+        self,
+        ctx: StepContext,
+        data: Dataset,
+        column: str,
+        split_map: dict[str, list[str]],
+        default: str | None = None,
+    ) -> Dataset:
+        _check_names({**split_map, **({default: []} if default else {})}, "CategoricalSplit")
+        if column not in data.schema().names:
+            raise ConfigError(
+                f"CategoricalSplit: no column {column!r}; the columns are {data.schema().names}."
+            )
+        seen: dict[str, str] = {}
+        for split, values in split_map.items():
+            for value in values:
+                if value in seen:
+                    raise ConfigError(
+                        f"CategoricalSplit: value {value!r} is in both {seen[value]!r} and "
+                        f"{split!r}."
+                    )
+                seen[value] = split
+        return _run(ctx, data, _ByValue(column, seen, default, list(split_map)))
+
+
+def _check_names(split_map: dict[str, Any], step: str) -> None:
+    if not split_map:
+        raise ConfigError(f"{step}: split_map needs at least one split.")
+    bad = [name for name in split_map if not _SPLIT_NAME.match(name)]
+    if bad:
+        raise ConfigError(f"{step}: split names {bad} must be letters, digits, '_' or '-'.")
+
+
+class _ByHash:
+    def __init__(self, ratios: list[tuple[str, float]], seed: int) -> None:
+        self.names = [name for name, _ in ratios]
+        bounds, running = [], 0.0
+        for _, ratio in ratios:
+            running += ratio
+            bounds.append(running)
+        bounds[-1] = 1.0
+        self.bounds = bounds
+        self.key = f"{seed:016d}"[-16:]
+
+    def assign(self, table: Any) -> Any:
+        import numpy as np
+        import pandas as pd
+
+        hashes = pd.util.hash_pandas_object(table.to_pandas(), index=False, hash_key=self.key)
+        position = hashes.to_numpy(dtype=np.uint64) / np.float64(2**64)
+        return np.searchsorted(np.asarray(self.bounds), position, side="right")
+
+
+class _ByValue:
+    def __init__(
+        self, column: str, split_of: dict[str, str], default: str | None, names: list[str]
+    ) -> None:
+        self.column = column
+        self.names = names + ([default] if default and default not in names else [])
+        self.index = {value: self.names.index(split) for value, split in split_of.items()}
+        self.default = self.names.index(default) if default else None
+
+    def assign(self, table: Any) -> Any:
+        import numpy as np
+
+        values = table[self.column].cast("string").to_pylist()
+        unknown = (
+            sorted({v for v in values if v not in self.index} - {None})
+            if (self.default is None)
+            else []
+        )
+        if unknown:
+            raise ValueError(
+                f"CategoricalSplit: values {unknown[:10]} of column {self.column!r} are in no "
+                "split; add them to split_map or give a default split."
+            )
+        fallback = -1 if self.default is None else self.default
+        return np.array([self.index.get(v, fallback) for v in values], dtype=np.int64)
+
+
+def _run(ctx: StepContext, data: Dataset, rule: Any) -> Dataset:
+    """A Beam job: read Parquet batches, tag each row with its split, write one folder each."""
+    import apache_beam as beam
+
+    out = ctx.output_dir()
+    schema = data.schema()
+    names = rule.names
+
+    class AssignSplits(beam.DoFn):  # type: ignore[misc]
+        def process(self, table: Any) -> Any:
+            import pyarrow as pa
+
+            splits = rule.assign(table)
+            for index, name in enumerate(names):
+                mask = splits == index
+                if mask.any():
+                    yield beam.pvalue.TaggedOutput(name, table.filter(pa.array(mask)))
+
+    with beam.Pipeline(options=ctx.beam_options()) as pipeline:
+        tagged = (
+            pipeline
+            | "read" >> beam.io.ReadFromParquetBatched(str(data.path / "*.parquet"))
+            | "assign" >> beam.ParDo(AssignSplits()).with_outputs(*names)
+        )
+        for name in names:
+            (out / name).mkdir()
+            _ = tagged[name] | f"write {name}" >> beam.io.WriteToParquetBatched(
+                str(out / name / "part"), schema, file_name_suffix=".parquet"
+            )
+    return Dataset(out)
