@@ -9,8 +9,9 @@ import sys
 
 import engine_overhead  # bench/ is on sys.path when this file runs as a script
 import plugin_discovery
+import preprocessing
 
-BENCHMARKS = [plugin_discovery, engine_overhead]
+BENCHMARKS = [plugin_discovery, engine_overhead, preprocessing]
 
 
 def main() -> int:

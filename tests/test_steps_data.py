@@ -144,3 +144,67 @@ def test_categorical_split_unmapped_values(project, tmp_path):
     result = with_default.run().load("categorical_split")
     assert result.splits == ["a", "rest"]
     assert result.num_rows("a") + result.num_rows("rest") == 50
+
+
+@pytest.mark.parametrize("backend", [IN_MEMORY, TWO_PROCESSES], ids=["in_memory", "2 processes"])
+def test_preprocesser_keeps_every_row_and_standardises_on_train(project, big_csv, backend):
+    from zenml_core.steps import StandardPreprocesser
+    from zenml_core.steps.preprocess import apply_transform
+
+    pipeline = Pipeline("prep")
+    source = pipeline.add_step(CSVSource(path=str(big_csv), label="label"))
+    split = pipeline.add_step(RandomSplit(data=source, split_map={"train": 0.8, "eval": 0.2}))
+    pipeline.add_step(
+        StandardPreprocesser(data=split, label="label", features=["x", "y", "colour"]).with_backend(
+            backend
+        )
+    )
+    result = pipeline.run(enable_cache=False)
+    raw = result.load("random_split")
+    out = result.load("standard_preprocesser", "transformed")
+    for name in ("train", "eval"):
+        assert out.num_rows(name) == raw.num_rows(name)
+    train = out.read("train")
+    # numeric features, then one-hot columns in vocabulary order (most frequent first), label
+    assert train.column_names[:2] == ["x", "y"] and train.column_names[-1] == "label"
+    assert set(train.column_names[2:5]) == {"colour=red", "colour=green", "colour=blue"}
+    x = train["x"].to_numpy()
+    assert abs(x.mean()) < 1e-3 and abs(x.std() - 1) < 1e-3  # fitted on train
+    onehot = sum(train[f"colour={c}"].to_numpy() for c in ("red", "green", "blue"))
+    assert set(onehot.tolist()) == {1.0}
+    statistics = result.load("standard_preprocesser", "statistics")
+    assert statistics["train"]["rows"] == raw.num_rows("train")
+    assert statistics["eval"]["numeric"]["x"]["count"] == raw.num_rows("eval")
+    # serving applies the saved transform to raw rows and gets the same features
+    transform = result.load("standard_preprocesser", "transform")
+    raw_eval = raw.read("eval").slice(0, 5)
+    served = apply_transform(raw_eval, transform)
+    assert served.column_names[-1] == "label"
+    assert served["x"].to_pylist() == pytest.approx(
+        (
+            (raw_eval["x"].to_numpy() - transform["numeric"]["x"][0]) / transform["numeric"]["x"][1]
+        ).tolist(),
+        rel=1e-6,
+    )
+
+
+def test_preprocesser_encodes_a_string_label_and_refuses_bad_columns(project, tmp_path):
+    from zenml_core.steps import StandardPreprocesser
+
+    path = tmp_path / "s.csv"
+    path.write_text("v,kind\n" + "".join(f"{i},{'cat' if i % 3 else 'dog'}\n" for i in range(60)))
+    pipeline = Pipeline("labels")
+    source = pipeline.add_step(CSVSource(path=str(path), label="kind"))
+    split = pipeline.add_step(RandomSplit(data=source, split_map={"train": 0.5, "eval": 0.5}))
+    pipeline.add_step(StandardPreprocesser(data=split, label="kind"))
+    result = pipeline.run()
+    transform = result.load("standard_preprocesser", "transform")
+    assert transform["classes"] == ["cat", "dog"]
+    labels = result.load("standard_preprocesser", "transformed").read("train")["label"]
+    assert set(labels.to_pylist()) <= {0, 1}
+    bad = Pipeline("labels-bad")
+    source = bad.add_step(CSVSource(path=str(path)))
+    split = bad.add_step(RandomSplit(data=source, split_map={"train": 0.5, "eval": 0.5}))
+    bad.add_step(StandardPreprocesser(data=split, label="species"))
+    with pytest.raises(StepFailedError, match="no label column 'species'"):
+        bad.run()

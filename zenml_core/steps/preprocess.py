@@ -1,0 +1,292 @@
+"""StandardPreprocesser: statistics and a transform fitted on one split, applied to all.
+
+Two Beam jobs over Arrow record batches (per-batch numpy work, no per-row Python): one
+computes statistics of every split, one applies the transform fitted on ``fit_split``. The
+transform is plain JSON, and ``apply_transform`` is the one function that applies it — in the
+Beam job, in the trainer, when serving — so all of them see the same features.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from zenml_core.exceptions import ConfigError
+from zenml_core.pipeline.context import StepContext
+from zenml_core.pipeline.step import Outputs, Step
+from zenml_core.steps.dataset import Dataset
+
+LABEL = "label"  # the label column's name in transformed data
+
+
+class StandardPreprocesser(Step):
+    """Standardises numeric features, one-hot encodes categorical ones (the
+    ``max_vocabulary`` most frequent values of the fit split), turns a string label into class
+    indices. Features default to every column but the label.
+    """
+
+    def entrypoint(
+        self,
+        ctx: StepContext,
+        data: Dataset,
+        label: str,
+        features: list[str] | None = None,
+        fit_split: str = "train",
+        max_vocabulary: int = 100,
+    ) -> Outputs(transformed=Dataset, transform=dict, statistics=dict):  # type: ignore[valid-type]
+        schema = data.schema(data.splits[0]) if data.splits else None
+        if schema is None:
+            raise ConfigError(
+                "StandardPreprocesser needs split data (train, eval...); split it first, e.g. "
+                "with RandomSplit."
+            )
+        if label not in schema.names:
+            raise ConfigError(
+                f"StandardPreprocesser: no label column {label!r}; the columns are {schema.names}."
+            )
+        if fit_split not in data.splits:
+            raise ConfigError(
+                f"StandardPreprocesser: fit_split {fit_split!r} is not one of the splits "
+                f"{data.splits}."
+            )
+        names = features if features is not None else [n for n in schema.names if n != label]
+        unknown = [n for n in names if n not in schema.names or n == label]
+        if unknown:
+            raise ConfigError(
+                f"StandardPreprocesser: {unknown} cannot be features; the columns are "
+                f"{schema.names} and the label is {label!r}."
+            )
+        numeric = [n for n in names if _is_numeric(schema.field(n).type)]
+        categorical = [n for n in names if n not in numeric]
+        label_numeric = _is_numeric(schema.field(label).type)
+        counted = categorical + ([] if label_numeric else [label])
+
+        transformed, transform, statistics = _job(
+            ctx,
+            data,
+            [*names, label],
+            numeric,
+            counted,
+            fit=(fit_split, categorical, label, label_numeric, max_vocabulary),
+        )
+        return {"transformed": transformed, "transform": transform, "statistics": statistics}
+
+
+# -- statistics -------------------------------------------------------------------------------
+
+
+class _Accumulate:
+    """Per-batch sums for numeric columns and value counts for the others, mergeable."""
+
+    def __init__(self, numeric: list[str], counted: list[str]) -> None:
+        self.numeric, self.counted = numeric, counted
+
+    def batch(self, table: Any) -> dict[str, Any]:
+        import numpy as np
+        import pyarrow.compute as pc
+
+        result: dict[str, Any] = {"rows": table.num_rows, "numeric": {}, "counts": {}}
+        for name in self.numeric:
+            column = table[name]
+            values = column.to_numpy(zero_copy_only=False).astype(np.float64)
+            present = values[~np.isnan(values)]
+            result["numeric"][name] = [
+                int(present.size),
+                float(present.sum()),
+                float(np.square(present).sum()),
+                float(present.min()) if present.size else None,
+                float(present.max()) if present.size else None,
+            ]
+        for name in self.counted:
+            counts = pc.value_counts(table[name].cast("string")).to_pylist()
+            result["counts"][name] = {str(c["values"]): int(c["counts"]) for c in counts}
+        return result
+
+    @staticmethod
+    def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
+        merged: dict[str, Any] = {"rows": 0, "numeric": {}, "counts": {}}
+        for part in parts:
+            merged["rows"] += part["rows"]
+            for name, (n, total, squares, low, high) in part["numeric"].items():
+                m = merged["numeric"].setdefault(name, [0, 0.0, 0.0, None, None])
+                m[0] += n
+                m[1] += total
+                m[2] += squares
+                m[3] = low if m[3] is None else (m[3] if low is None else min(m[3], low))
+                m[4] = high if m[4] is None else (m[4] if high is None else max(m[4], high))
+            for name, counts in part["counts"].items():
+                target = merged["counts"].setdefault(name, {})
+                for value, count in counts.items():
+                    target[value] = target.get(value, 0) + count
+        return merged
+
+
+def _summary(merged: dict[str, Any]) -> dict[str, Any]:
+    """Counts, means, standard deviations, ranges and value counts, as reported."""
+    numeric = {}
+    for name, (n, total, squares, low, high) in merged["numeric"].items():
+        mean = total / n if n else 0.0
+        variance = max(squares / n - mean * mean, 0.0) if n else 0.0
+        numeric[name] = {
+            "count": n,
+            "missing": merged["rows"] - n,
+            "mean": mean,
+            "std": variance**0.5,
+            "min": low,
+            "max": high,
+        }
+    counts = {
+        name: dict(sorted(values.items(), key=lambda item: (-item[1], item[0])))
+        for name, values in merged["counts"].items()
+    }
+    return {"rows": merged["rows"], "numeric": numeric, "categorical": counts}
+
+
+def _job(
+    ctx: StepContext,
+    data: Dataset,
+    columns: list[str],
+    numeric: list[str],
+    counted: list[str],
+    fit: tuple[str, list[str], str, bool, int],
+) -> tuple[Dataset, dict[str, Any], dict[str, Any]]:
+    """Two Beam jobs, each fused end to end so that only small accumulators cross between
+    processes: statistics of the fit split, then (with the fitted transform as a plain value)
+    the transform of every split beside the statistics of every split."""
+    import apache_beam as beam
+
+    fit_split, categorical, label, label_numeric, max_vocabulary = fit
+    accumulate = _Accumulate(numeric, counted)
+
+    def statistics(batches: Any, split: str) -> Any:
+        return (
+            batches
+            | f"sum {split}" >> beam.Map(accumulate.batch)
+            | f"merge {split}" >> beam.CombineGlobally(_Accumulate.merge)
+            | f"report {split}" >> beam.Map(lambda merged, s=split: json.dumps([s, merged]))
+        )
+
+    def read(pipeline: Any, split: str) -> Any:
+        return pipeline | f"read {split}" >> beam.io.ReadFromParquetBatched(
+            str(data.path / split / "*.parquet"), columns=columns
+        )
+
+    fitted = ctx.temp_dir / "fit"
+    with beam.Pipeline(options=ctx.beam_options()) as pipeline:
+        _ = statistics(read(pipeline, fit_split), fit_split) | "write" >> beam.io.WriteToText(
+            str(fitted), shard_name_template=""
+        )
+    [(_, merged)] = map(json.loads, fitted.read_text().splitlines())
+    transform = fit_transform(
+        _summary(merged), numeric, categorical, label, label_numeric, max_vocabulary
+    )
+
+    out = ctx.output_dir()
+    report = ctx.temp_dir / "statistics"
+    with beam.Pipeline(options=ctx.beam_options()) as pipeline:
+        lines = []
+        for split in data.splits:
+            (out / split).mkdir()
+            batches = read(pipeline, split)
+            _ = batches | f"transform {split}" >> beam.ParDo(
+                _write_transformed(str(out / split)), transform
+            )
+            lines.append(statistics(batches, split))
+        _ = (
+            lines
+            | "all splits" >> beam.Flatten()
+            | "write" >> beam.io.WriteToText(str(report), shard_name_template="")
+        )
+    per_split = dict(map(json.loads, report.read_text().splitlines()))
+    return Dataset(out), transform, {split: _summary(m) for split, m in per_split.items()}
+
+
+def _write_transformed(folder: str) -> Any:
+    """A DoFn writing each transformed batch to its own Parquet file: no schema is needed up
+    front, and the files land straight in the step's output folder (published atomically)."""
+    import apache_beam as beam
+
+    class WriteTransformed(beam.DoFn):  # type: ignore[misc]
+        def process(self, table: Any, transform: dict[str, Any]) -> Any:
+            import uuid
+
+            import pyarrow.parquet as pq
+
+            if table.num_rows:
+                pq.write_table(
+                    apply_transform(table, transform), f"{folder}/part-{uuid.uuid4().hex}.parquet"
+                )
+            return []
+
+    return WriteTransformed()
+
+
+# -- the transform ----------------------------------------------------------------------------
+
+
+def fit_transform(
+    statistics: dict[str, Any],
+    numeric: list[str],
+    categorical: list[str],
+    label: str,
+    label_numeric: bool,
+    max_vocabulary: int,
+) -> dict[str, Any]:
+    """The transform as JSON: means and deviations, vocabularies, label classes."""
+    if statistics["rows"] == 0:
+        raise ConfigError("StandardPreprocesser: the fit split has no rows.")
+    # sorted names: the JSON artifact (sorted keys) and this dict give one feature order
+    numeric, categorical = sorted(numeric), sorted(categorical)
+    vocabularies = {
+        name: list(statistics["categorical"].get(name, {}))[:max_vocabulary] for name in categorical
+    }
+    classes = None if label_numeric else sorted(statistics["categorical"].get(label, {}))
+    scale = {}
+    for name in numeric:
+        column = statistics["numeric"][name]
+        scale[name] = [column["mean"], column["std"] or 1.0]  # constant column: centre only
+    return {"numeric": scale, "vocabularies": vocabularies, "label": label, "classes": classes}
+
+
+def feature_names(transform: dict[str, Any]) -> list[str]:
+    return [*transform["numeric"]] + [
+        f"{name}={value}" for name, values in transform["vocabularies"].items() for value in values
+    ]
+
+
+def apply_transform(table: Any, transform: dict[str, Any]) -> Any:
+    """Features for one Arrow table: float32 columns, plus the label (when present)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns: dict[str, Any] = {}
+    for name, (mean, std) in transform["numeric"].items():
+        values = table[name].to_numpy(zero_copy_only=False).astype(np.float64)
+        scaled = np.nan_to_num((values - mean) / std, nan=0.0)  # a missing value is the mean
+        columns[name] = pa.array(scaled.astype(np.float32))
+    for name, vocabulary in transform["vocabularies"].items():
+        values = table[name].cast("string")
+        for value in vocabulary:
+            hit = pc.fill_null(pc.equal(values, value), False)
+            columns[f"{name}={value}"] = pc.cast(hit, pa.float32())
+    label = transform["label"]
+    if label in table.column_names:
+        if transform["classes"] is None:
+            columns[LABEL] = table[label]
+        else:
+            index = pc.index_in(
+                table[label].cast("string"), value_set=pa.array(transform["classes"])
+            )
+            columns[LABEL] = pc.fill_null(index, -1)  # a class never seen while fitting
+    return pa.table(columns)
+
+
+def _is_numeric(arrow_type: Any) -> bool:
+    import pyarrow as pa
+
+    return bool(
+        pa.types.is_integer(arrow_type)
+        or pa.types.is_floating(arrow_type)
+        or pa.types.is_boolean(arrow_type)
+    )
