@@ -16,6 +16,7 @@ _LAZY = {
     "Outputs": "zenml_core.pipeline",
     "step": "zenml_core.pipeline",
     "ArtifactStore": "zenml_core.artifacts",
+    "TrainingPipeline": "zenml_core.steps",
     "SQLiteMetadataStore": "zenml_core.metadata.mlmd",
     "MySQLMetadataStore": "zenml_core.metadata.mlmd",
 }

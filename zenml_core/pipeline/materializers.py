@@ -92,7 +92,7 @@ def for_annotation(annotation: Any, where: str) -> Materializer:
 
 
 #: materializers of zenml-core's own types that register when their module is imported
-_LAZY = {"dataset": "zenml_core.steps.dataset"}
+_LAZY = {"dataset": "zenml_core.steps.dataset", "model": "zenml_core.steps.trainer"}
 
 
 def by_name(name: str) -> Materializer:

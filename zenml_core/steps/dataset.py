@@ -59,23 +59,25 @@ def _parquet_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob(f"*{PARQUET}") if p.is_file())
 
 
-def _save(value: Dataset, folder: Path) -> None:
+def _move_into(source: Path, folder: Path) -> None:
     target = folder / DATA
     try:
-        os.rename(value.path, target)  # a step's output_dir sits beside the staging area
+        os.rename(source, target)  # a step's output_dir sits beside the staging area
     except OSError:
-        shutil.copytree(value.path, target)
+        shutil.copytree(source, target)
 
 
-def _load(folder: Path) -> Dataset:
-    return Dataset(folder / DATA)
-
-
-register_materializer(
-    Materializer(
-        "dataset",
-        lambda annotation: isinstance(annotation, type) and issubclass(annotation, Dataset),
-        _save,
-        _load,
+def register_folder_type(name: str, folder_type: type) -> None:
+    """Outputs of ``folder_type`` (anything with a ``path`` folder) are moved into their
+    artifact, and come back as ``folder_type(artifact folder)``."""
+    register_materializer(
+        Materializer(
+            name,
+            lambda annotation: isinstance(annotation, type) and issubclass(annotation, folder_type),
+            lambda value, folder: _move_into(Path(value.path), folder),
+            lambda folder: folder_type(folder / DATA),
+        )
     )
-)
+
+
+register_folder_type("dataset", Dataset)
