@@ -54,7 +54,7 @@ def core(session: nox.Session) -> None:
 @nox.parametrize("plugin", PLUGINS, ids=PLUGINS)
 def plugin(session: nox.Session, plugin: str) -> None:
     """One plugin in a fresh environment with the core and only what it needs."""
-    _install(session, ".[test]", f"./plugins/{plugin}")
+    _install(session, ".[testing]", f"./plugins/{plugin}")
     _pytest(session, f"plugins/{plugin}/tests")
 
 

@@ -213,6 +213,24 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_runs_report(args: argparse.Namespace) -> int:
+    from zenml_core.kinds import KINDS
+    from zenml_core.report import REPORT_FILE, write_report
+    from zenml_core.repository import default_components
+
+    components = default_components()
+    store = KINDS["artifact_store"][1].from_config(components["artifact_store"])
+    uri = write_report(args.run, _metadata_store(), store)  # type: ignore[arg-type]
+    with store.reader(uri) as folder:  # type: ignore[attr-defined]
+        path = folder / REPORT_FILE
+        print(path)
+        if args.open:
+            import webbrowser
+
+            webbrowser.open(path.as_uri())
+    return 0
+
+
 def _run_json(run: Any, steps: bool = False) -> dict[str, Any]:
     from dataclasses import asdict
 
@@ -285,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     runs_show.add_argument("run")
     runs_show.add_argument("--json", action="store_true")
     runs_show.set_defaults(handler=_cmd_runs_show)
+    runs_report = runs_commands.add_parser(
+        "report", help="write the run's HTML report (DAG, statistics, metrics); print its path"
+    )
+    runs_report.add_argument("run")
+    runs_report.add_argument("--open", action="store_true", help="open it in a browser")
+    runs_report.set_defaults(handler=_cmd_runs_report)
     return parser
 
 

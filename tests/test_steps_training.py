@@ -1,0 +1,189 @@
+"""The seed's training pipeline end to end: the quickstart, trainer and evaluator errors, and
+the run's HTML report as Chromium renders it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from zenml_core.exceptions import PipelineError, StepFailedError
+from zenml_core.report import REPORT_FILE, write_report
+from zenml_core.steps import (
+    CSVSource,
+    Evaluator,
+    RandomSplit,
+    StandardPreprocesser,
+    TFFeedForwardTrainer,
+    TrainingPipeline,
+)
+from zenml_core.testing import chromium
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def pipeline_on(csv: Path, label: str, trainer: TFFeedForwardTrainer, name: str = "training"):
+    pipeline = TrainingPipeline(name)
+    pipeline.add_datasource(CSVSource(path=str(csv), label=label))
+    pipeline.add_split(RandomSplit(split_map={"train": 0.75, "eval": 0.25}, seed=1))
+    pipeline.add_preprocesser(StandardPreprocesser(label=label))
+    pipeline.add_trainer(trainer)
+    pipeline.add_evaluator(Evaluator())
+    return pipeline
+
+
+@pytest.fixture(scope="module")
+def quickstart_run(tmp_path_factory):
+    """The quickstart as a newcomer runs it, twice, in a fresh project."""
+    project = tmp_path_factory.mktemp("quickstart")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
+    subprocess.run(
+        [sys.executable, "-m", "zenml_core", "init"],
+        cwd=project,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    command = [sys.executable, str(EXAMPLES / "quickstart" / "pipeline.py")]
+    runs = [
+        subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    return project, runs
+
+
+def test_quickstart_trains_evaluates_and_is_cached_the_second_time(quickstart_run):
+    project, (first, second) = quickstart_run
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert f"metadata:  {project / '.zenml' / 'metadata.db'}" in first.stdout
+    overall = json.loads(first.stdout.split("eval:")[1].splitlines()[0])
+    assert overall["examples"] > 500 and overall["accuracy"] > 0.7 and overall["auc"] > 0.65
+    for step in (
+        "csv_source",
+        "random_split",
+        "standard_preprocesser",
+        "tf_feed_forward_trainer",
+        "evaluator",
+    ):
+        assert f"[completed] {step}" in first.stderr
+        assert f"[   cached] {step}" in second.stderr
+    assert second.returncode == 0
+    assert second.stdout.split("eval:")[1] == first.stdout.split("eval:")[1]
+    model = (
+        next(
+            (
+                project
+                / ".zenml"
+                / "artifacts"
+                / "quickstart"
+                / "tf_feed_forward_trainer"
+                / "output"
+            ).iterdir()
+        )
+        / "data"
+    )
+    assert (model / "model.keras").is_file() and (
+        model / "saved_model" / "saved_model.pb"
+    ).is_file()
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+        self.steps: list[str] = []
+        self.split_tables: list[str] = []
+        self.metric_rows = 0
+        self._in_metrics = False
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if "id" in attributes:
+            self.ids.add(attributes["id"])
+            self._in_metrics = attributes["id"] == "metrics"
+        if tag == "g" and attributes.get("class") == "step":
+            self.steps.append(attributes["data-state"])
+        if tag == "table" and attributes.get("class") == "numeric":
+            self.split_tables.append(attributes["data-split"])
+        if tag == "tr" and self._in_metrics:
+            self.metric_rows += 1
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._in_metrics = False
+
+
+def test_run_report_renders_completely_in_chromium(quickstart_run, tmp_path):
+    project, (first, second) = quickstart_run
+    report = Path(first.stdout.split("report:")[1].split()[0])
+    page = _Page()
+    page.feed(chromium.dom(report))
+    assert {"dag", "steps", "metrics", "summary"} <= page.ids
+    assert page.steps == ["completed"] * 5
+    assert sorted(page.split_tables) == ["eval", "train"]
+    assert page.metric_rows == 1 + 1 + 3  # header, overall, one row per plan
+    shot = chromium.screenshot(report, tmp_path / "report.png")
+    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+    # the CLI writes the report of the cached run and prints where it is
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
+    cached_run = second.stdout.split("run ")[1].split(":")[0]
+    shown = subprocess.run(
+        [sys.executable, "-m", "zenml_core", "runs", "report", cached_run],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    cached_page = _Page()
+    cached_page.feed(chromium.dom(Path(shown.stdout.strip())))
+    assert cached_page.steps == ["cached"] * 5
+
+
+def test_one_class_is_refused_naming_the_label(project, tmp_path):
+    csv = tmp_path / "one.csv"
+    csv.write_text("x,y\n" + "".join(f"{i},1\n" for i in range(40)))
+    pipeline = pipeline_on(csv, "y", TFFeedForwardTrainer(epochs=1, task="classification"))
+    with pytest.raises(StepFailedError, match="the label 'y' has only one class"):
+        pipeline.run()
+
+
+def test_a_numeric_label_with_many_values_is_regressed(project, tmp_path):
+    csv = tmp_path / "reg.csv"
+    csv.write_text("x,y\n" + "".join(f"{i / 10},{i / 5 + 1.5}\n" for i in range(200)))
+    result = pipeline_on(csv, "y", TFFeedForwardTrainer(layers=[8], epochs=5)).run()
+    metrics = result.load("evaluator")
+    assert metrics["task"] == "regression"
+    assert set(metrics["overall"]) == {"examples", "mae", "rmse"}
+    assert metrics["overall"]["rmse"] >= metrics["overall"]["mae"] > 0
+
+
+def test_bad_trainer_parameters_and_slots(project, tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    with pytest.raises(StepFailedError, match="must be positive"):
+        pipeline_on(csv, "y", TFFeedForwardTrainer(layers=[0])).run()
+    with pytest.raises(StepFailedError, match="cannot slice by"):
+        pipeline = TrainingPipeline("slices")
+        pipeline.add_datasource(CSVSource(path=str(csv)))
+        pipeline.add_split(RandomSplit(split_map={"train": 0.5, "eval": 0.5}))
+        pipeline.add_preprocesser(StandardPreprocesser(label="y"))
+        pipeline.add_trainer(TFFeedForwardTrainer(epochs=1))
+        pipeline.add_evaluator(Evaluator(slices=["colour"]))
+        pipeline.run()
+    with pytest.raises(PipelineError, match="add_trainer needs a preprocesser first"):
+        TrainingPipeline("order").add_trainer(TFFeedForwardTrainer())
+
+
+def test_report_of_a_run_is_written_once(project, tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    result = pipeline_on(csv, "y", TFFeedForwardTrainer(epochs=1)).run()
+    uri = write_report(result.run_id, result.metadata_store, result.artifact_store)
+    assert write_report(result.run_id, result.metadata_store, result.artifact_store) == uri
+    assert (Path(uri) / REPORT_FILE).read_text().startswith("<!doctype html>")

@@ -1,0 +1,60 @@
+"""Headless Chromium for tests that look at pages as a person would (Debian's chromium,
+installed by the test setup when missing). Every flag that reaches the network is off."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def executable() -> str:
+    found = shutil.which("chromium")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise RuntimeError(
+            "Chromium is missing and the tests are not root: apt-get install chromium"
+        )
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+    subprocess.run(
+        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
+        check=True,
+        env=env,
+    )
+    return shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _run(page: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    with tempfile.TemporaryDirectory(prefix="zenml-chromium-") as profile:
+        return subprocess.run(
+            [executable(), *FLAGS, f"--user-data-dir={profile}", *args, page.as_uri()],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+
+
+def dom(page: Path) -> str:
+    """The page's DOM after Chromium loaded and rendered it."""
+    return _run(page, "--dump-dom").stdout
+
+
+def screenshot(page: Path, target: Path, size: str = "1100,1400") -> Path:
+    _run(page, f"--window-size={size}", f"--screenshot={target}")
+    return target
