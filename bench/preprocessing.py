@@ -53,7 +53,8 @@ def _pandas(data: Path, out: Path) -> None:
         dummies = pd.get_dummies(city, prefix="city", prefix_sep="=", dtype="float32")
         result = pd.concat([result, dummies.set_index(result.index), frame[["label"]]], axis=1)
         (out / split).mkdir(parents=True)
-        result.to_parquet(out / split / "part.parquet")
+        # the same Parquet writer options as the step's, so only the computation differs
+        result.to_parquet(out / split / "part.parquet", use_dictionary=False)
 
 
 def _ours(data: Path, work: Path, backend: object) -> None:

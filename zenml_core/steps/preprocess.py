@@ -1,7 +1,7 @@
 """StandardPreprocesser: statistics and a transform fitted on one split, applied to all.
 
-Two Beam jobs over Arrow record batches (per-batch numpy work, no per-row Python): one
-computes statistics of every split, one applies the transform fitted on ``fit_split``. The
+One Beam job over Arrow record batches (per-batch numpy work, no per-row Python) fits the
+transform on ``fit_split``, applies it to every split and gathers each split's statistics. The
 transform is plain JSON, and ``apply_transform`` is the one function that applies it — in the
 Beam job, in the trainer, when serving — so all of them see the same features.
 """
@@ -150,55 +150,57 @@ def _job(
     counted: list[str],
     fit: tuple[str, list[str], str, bool, int],
 ) -> tuple[Dataset, dict[str, Any], dict[str, Any]]:
-    """Two Beam jobs, each fused end to end so that only small accumulators cross between
-    processes: statistics of the fit split, then (with the fitted transform as a plain value)
-    the transform of every split beside the statistics of every split."""
+    """One Beam job. The fit split is read twice on purpose: once for the fit, once with the
+    others for the transform. Then no stage waits on a stage holding the data, and only small
+    values — accumulators, the transform as a side input — travel between stages or processes.
+    """
     import apache_beam as beam
 
     fit_split, categorical, label, label_numeric, max_vocabulary = fit
     accumulate = _Accumulate(numeric, counted)
+    out = ctx.output_dir()
+    report = ctx.temp_dir / "report"
 
-    def statistics(batches: Any, split: str) -> Any:
-        return (
-            batches
-            | f"sum {split}" >> beam.Map(accumulate.batch)
-            | f"merge {split}" >> beam.CombineGlobally(_Accumulate.merge)
-            | f"report {split}" >> beam.Map(lambda merged, s=split: json.dumps([s, merged]))
-        )
-
-    def read(pipeline: Any, split: str) -> Any:
-        return pipeline | f"read {split}" >> beam.io.ReadFromParquetBatched(
+    def read(pipeline: Any, split: str, purpose: str) -> Any:
+        return pipeline | f"read {split} for {purpose}" >> beam.io.ReadFromParquetBatched(
             str(data.path / split / "*.parquet"), columns=columns
         )
 
-    fitted = ctx.temp_dir / "fit"
-    with beam.Pipeline(options=ctx.beam_options()) as pipeline:
-        _ = statistics(read(pipeline, fit_split), fit_split) | "write" >> beam.io.WriteToText(
-            str(fitted), shard_name_template=""
+    def statistics(batches: Any, name: str) -> Any:
+        return (
+            batches
+            | f"sum {name}" >> beam.Map(accumulate.batch)
+            | f"merge {name}" >> beam.CombineGlobally(_Accumulate.merge)
         )
-    [(_, merged)] = map(json.loads, fitted.read_text().splitlines())
-    transform = fit_transform(
-        _summary(merged), numeric, categorical, label, label_numeric, max_vocabulary
-    )
 
-    out = ctx.output_dir()
-    report = ctx.temp_dir / "statistics"
+    def fit_from(merged: dict[str, Any]) -> dict[str, Any]:
+        return fit_transform(
+            _summary(merged), numeric, categorical, label, label_numeric, max_vocabulary
+        )
+
     with beam.Pipeline(options=ctx.beam_options()) as pipeline:
-        lines = []
+        transform = statistics(read(pipeline, fit_split, "fit"), "fit") | "fit" >> beam.Map(
+            fit_from
+        )
+        lines = [transform | "report transform" >> beam.Map(lambda t: json.dumps(["", t]))]
         for split in data.splits:
             (out / split).mkdir()
-            batches = read(pipeline, split)
+            batches = read(pipeline, split, "transform")
             _ = batches | f"transform {split}" >> beam.ParDo(
-                _write_transformed(str(out / split)), transform
+                _write_transformed(str(out / split)), beam.pvalue.AsSingleton(transform)
             )
-            lines.append(statistics(batches, split))
+            lines.append(
+                statistics(batches, split)
+                | f"report {split}" >> beam.Map(lambda m, s=split: json.dumps([s, m]))
+            )
         _ = (
             lines
-            | "all splits" >> beam.Flatten()
-            | "write" >> beam.io.WriteToText(str(report), shard_name_template="")
+            | "one report" >> beam.Flatten()
+            | "write report" >> beam.io.WriteToText(str(report), shard_name_template="")
         )
-    per_split = dict(map(json.loads, report.read_text().splitlines()))
-    return Dataset(out), transform, {split: _summary(m) for split, m in per_split.items()}
+    parts = dict(map(json.loads, report.read_text().splitlines()))
+    transform_json = parts.pop("")
+    return Dataset(out), transform_json, {split: _summary(m) for split, m in parts.items()}
 
 
 def _write_transformed(folder: str) -> Any:
@@ -213,8 +215,11 @@ def _write_transformed(folder: str) -> Any:
             import pyarrow.parquet as pq
 
             if table.num_rows:
+                # all-float features: dictionary encoding would only cost time
                 pq.write_table(
-                    apply_transform(table, transform), f"{folder}/part-{uuid.uuid4().hex}.parquet"
+                    apply_transform(table, transform),
+                    f"{folder}/part-{uuid.uuid4().hex}.parquet",
+                    use_dictionary=False,
                 )
             return []
 
