@@ -187,3 +187,22 @@ def test_report_of_a_run_is_written_once(project, tmp_path):
     uri = write_report(result.run_id, result.metadata_store, result.artifact_store)
     assert write_report(result.run_id, result.metadata_store, result.artifact_store) == uri
     assert (Path(uri) / REPORT_FILE).read_text().startswith("<!doctype html>")
+
+
+def test_a_string_label_with_three_classes_gives_a_softmax_classifier(project, tmp_path):
+    import random
+
+    rng = random.Random(5)
+    rows = []
+    for i in range(300):
+        kind = ["small", "medium", "large"][i % 3]
+        rows.append(f"{rng.gauss(i % 3 * 3, 0.5):.3f},{kind}\n")
+    csv = tmp_path / "sizes.csv"
+    csv.write_text("size,kind\n" + "".join(rows))
+    trainer = TFFeedForwardTrainer(layers=[16], epochs=40, learning_rate=0.01)
+    result = pipeline_on(csv, "kind", trainer).run()
+    model = result.load("tf_feed_forward_trainer")
+    assert model.info["classes"] == ["large", "medium", "small"]
+    assert model.load().output_shape == (None, 3)
+    metrics = result.load("evaluator")["overall"]
+    assert set(metrics) == {"examples", "accuracy"} and metrics["accuracy"] > 0.8
