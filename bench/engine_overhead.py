@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 SIZES = (1, 10, 50)
-REPEATS = 5
+REPEATS = 7
 
 SCRIPT = textwrap.dedent("""
     import sys
@@ -54,8 +54,14 @@ def run() -> list[dict[str, object]]:
                 cached[n].append(_timed_run(folder, n))
     t1 = {n: statistics.median(v) for n, v in first.items()}
     tc = {n: statistics.median(v) for n, v in cached.items()}
-    per_step_first = (t1[50] - t1[1]) / 49
-    per_step_cached = (tc[50] - tc[1]) / 49
+    # slopes from the runs of one repetition, then the median: drift between repetitions
+    # (other load on the machine) cancels out
+    per_step_first = statistics.median(
+        (b - a) / 49 for a, b in zip(first[1], first[50], strict=True)
+    )
+    per_step_cached = statistics.median(
+        (b - a) / 49 for a, b in zip(cached[1], cached[50], strict=True)
+    )
     detail = ", ".join(f"N={n}: {t1[n]:.2f}/{tc[n]:.2f} s" for n in SIZES)
     return [
         {

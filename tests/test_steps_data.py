@@ -208,3 +208,11 @@ def test_preprocesser_encodes_a_string_label_and_refuses_bad_columns(project, tm
     bad.add_step(StandardPreprocesser(data=split, label="species"))
     with pytest.raises(StepFailedError, match="no label column 'species'"):
         bad.run()
+
+
+def test_csv_from_a_file_uri_and_a_clear_error_for_object_stores(project, tmp_path):
+    csv = write_csv(tmp_path / "d.csv", 10)
+    result = run_single(project, CSVSource(path=f"file://{csv}")).run()
+    assert result.load("csv_source").num_rows() == 10
+    with pytest.raises(StepFailedError, match="reads local files"):
+        run_single(project, CSVSource(path="gs://bucket/d.csv")).run()

@@ -143,6 +143,23 @@ def test_run_report_renders_completely_in_chromium(quickstart_run, tmp_path):
     cached_page = _Page()
     cached_page.feed(chromium.dom(Path(shown.stdout.strip())))
     assert cached_page.steps == ["cached"] * 5
+    # and `zenml runs show` prints the evaluation
+    show = subprocess.run(
+        [sys.executable, "-m", "zenml_core", "runs", "show", cached_run],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    evaluation = show.stdout.split("evaluation (evaluator):")[1].splitlines()
+    assert evaluation[1].split()[:3] == ["examples", "accuracy", "auc"]
+    assert [line.split()[0] for line in evaluation[3:]] == [
+        "overall",
+        "plan=basic",
+        "plan=premium",
+        "plan=standard",
+    ]
 
 
 def test_one_class_is_refused_naming_the_label(project, tmp_path):

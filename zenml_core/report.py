@@ -35,10 +35,19 @@ def write_report(run_id: str, metadata: BaseMetadataStore, artifacts: BaseArtifa
     return uri
 
 
+def evaluations(run: RunRecord, artifacts: BaseArtifactStore) -> list[tuple[str, Any]]:
+    """(step, result) of every evaluator output of a run."""
+    return [(s, v) for s, v in _json_outputs(run, artifacts) if _is_evaluation(v)]
+
+
+def _is_evaluation(value: Any) -> bool:
+    return isinstance(value, dict) and {"overall", "task"} <= set(value)
+
+
 def render(run: RunRecord, artifacts: BaseArtifactStore) -> str:
     values = _json_outputs(run, artifacts)
     statistics = [(s, v) for s, v in values if isinstance(v, dict) and _is_statistics(v)]
-    metrics = [(s, v) for s, v in values if isinstance(v, dict) and {"overall", "task"} <= set(v)]
+    metrics = [(s, v) for s, v in values if _is_evaluation(v)]
     sections = [
         f"<h2>Pipeline</h2>{_dag(run.steps)}{_step_table(run.steps)}",
         *(

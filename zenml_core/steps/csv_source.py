@@ -38,6 +38,12 @@ class CSVSource(Step):
                 raise ConfigError(
                     f"CSVSource: column {name!r} has type {kind!r}; use one of {sorted(TYPES)}."
                 )
+        if "://" in path and not path.startswith("file://"):
+            raise ConfigError(
+                f"CSVSource reads local files (or file:// URIs) for now; copy {path} locally "
+                "first. Reading from object stores comes with their artifact-store plugins."
+            )
+        path = path.removeprefix("file://")
         try:
             table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
         except FileNotFoundError as error:
