@@ -47,6 +47,16 @@ class BaseArtifactStore(BaseComponent, abc.ABC):
     def check_access(self) -> None:
         """Raise ``ConfigError`` unless this process can write under ``root`` (before a run)."""
 
+    def local_copy(self, uri: str, target: Path) -> Path:
+        """Copy one plain file under ``root`` (not an artifact: e.g. a user's CSV) to
+        ``target``. Stores that can read plain files override this."""
+        from zenml_core.exceptions import ConfigError
+
+        raise ConfigError(
+            f"{type(self).__name__} cannot read plain files such as {uri}; copy it to a local "
+            "path first."
+        )
+
     # -- shared behaviour ----------------------------------------------------------------------
 
     def uri(self, *parts: str) -> str:

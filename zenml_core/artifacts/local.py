@@ -55,6 +55,9 @@ class LocalArtifactStore(BaseArtifactStore):
             )
         yield self.path(uri)
 
+    def local_copy(self, uri: str, target: Path) -> Path:
+        return self.path(uri)  # already local: nothing to copy
+
     def check_access(self) -> None:
         root = Path(self.root)
         try:

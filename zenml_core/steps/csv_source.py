@@ -15,7 +15,8 @@ ROWS_PER_FILE = 1 << 18  # several files let a Beam job spread over workers
 
 
 class CSVSource(Step):
-    """Reads a CSV file (types inferred, or checked against ``columns``) into Parquet.
+    """Reads a CSV file — a local path, or a URI of an artifact store that reads plain files —
+    into Parquet, with types inferred, or checked against ``columns``.
 
     ``columns`` maps column names to "int", "float", "string" or "bool": each must exist and
     every value must convert. ``label`` must exist too.
@@ -38,12 +39,11 @@ class CSVSource(Step):
                 raise ConfigError(
                     f"CSVSource: column {name!r} has type {kind!r}; use one of {sorted(TYPES)}."
                 )
-        if "://" in path and not path.startswith("file://"):
-            raise ConfigError(
-                f"CSVSource reads local files (or file:// URIs) for now; copy {path} locally "
-                "first. Reading from object stores comes with their artifact-store plugins."
-            )
-        path = path.removeprefix("file://")
+        if "://" in path:  # a URI: read through the artifact store of its scheme
+            from zenml_core.artifacts import ArtifactStore
+
+            store = ArtifactStore(path.rsplit("/", 1)[0])
+            path = str(store.local_copy(path, ctx.temp_dir / "input.csv"))
         try:
             table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
         except FileNotFoundError as error:
