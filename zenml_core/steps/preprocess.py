@@ -1,14 +1,16 @@
 """StandardPreprocesser: statistics and a transform fitted on one split, applied to all.
 
-One Beam job over Arrow record batches (per-batch numpy work, no per-row Python) fits the
-transform on ``fit_split``, applies it to every split and gathers each split's statistics. The
-transform is plain JSON, and ``apply_transform`` is the one function that applies it — in the
-Beam job, in the trainer, when serving — so all of them see the same features.
+One Beam job over Arrow record batches (per-batch numpy work, no per-row Python), its files
+spread over the workers, fits the transform on ``fit_split``, applies it to every split and
+gathers each split's statistics. The transform is plain JSON, and ``apply_transform`` is the
+one function that applies it — in the Beam job, in the evaluator, when serving — so all of them
+see the same features.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from zenml_core.exceptions import ConfigError
@@ -150,80 +152,85 @@ def _job(
     counted: list[str],
     fit: tuple[str, list[str], str, bool, int],
 ) -> tuple[Dataset, dict[str, Any], dict[str, Any]]:
-    """One Beam job. The fit split is read twice on purpose: once for the fit, once with the
-    others for the transform. Then no stage waits on a stage holding the data, and only small
-    values — accumulators, the transform as a side input — travel between stages or processes.
-    """
+    """One Beam job over the dataset's files, spread over the workers: statistics of the fit
+    split's files give the transform (a side input); every file is then transformed, written,
+    and summed into its split's statistics. Only file names, accumulators and the transform
+    travel between workers; the data stays where it is read."""
     import apache_beam as beam
 
     fit_split, categorical, label, label_numeric, max_vocabulary = fit
     accumulate = _Accumulate(numeric, counted)
     out = ctx.output_dir()
     report = ctx.temp_dir / "report"
-
-    def read(pipeline: Any, split: str, purpose: str) -> Any:
-        return pipeline | f"read {split} for {purpose}" >> beam.io.ReadFromParquetBatched(
-            str(data.path / split / "*.parquet"), columns=columns
-        )
-
-    def statistics(batches: Any, name: str) -> Any:
-        return (
-            batches
-            | f"sum {name}" >> beam.Map(accumulate.batch)
-            | f"merge {name}" >> beam.CombineGlobally(_Accumulate.merge)
-        )
+    for split in data.splits:
+        (out / split).mkdir()
 
     def fit_from(merged: dict[str, Any]) -> dict[str, Any]:
         return fit_transform(
             _summary(merged), numeric, categorical, label, label_numeric, max_vocabulary
         )
 
-    with beam.Pipeline(options=ctx.beam_options()) as pipeline:
-        transform = statistics(read(pipeline, fit_split, "fit"), "fit") | "fit" >> beam.Map(
-            fit_from
+    def summed(part: tuple[str, str, int]) -> Any:
+        return accumulate.batch(_row_group(part, columns))
+
+    def transformed(part: tuple[str, str, int], transform: dict[str, Any]) -> Any:
+        import pyarrow.parquet as pq
+
+        split, path, index = part
+        table = _row_group(part, columns)
+        # all-float features: dictionary encoding would only cost time
+        pq.write_table(
+            apply_transform(table, transform),
+            str(out / split / f"part-{Path(path).stem}-{index:05d}.parquet"),
+            use_dictionary=False,
         )
-        lines = [transform | "report transform" >> beam.Map(lambda t: json.dumps(["", t]))]
-        for split in data.splits:
-            (out / split).mkdir()
-            batches = read(pipeline, split, "transform")
-            _ = batches | f"transform {split}" >> beam.ParDo(
-                _write_transformed(str(out / split)), beam.pvalue.AsSingleton(transform)
-            )
-            lines.append(
-                statistics(batches, split)
-                | f"report {split}" >> beam.Map(lambda m, s=split: json.dumps([s, m]))
-            )
+        return split, accumulate.batch(table)
+
+    parts = _row_group_list(data)
+    with beam.Pipeline(options=ctx.beam_options()) as pipeline:
+        transform = (
+            pipeline
+            | "fit parts" >> beam.Create([p for p in parts if p[0] == fit_split])
+            | "spread fit parts" >> beam.Reshuffle()
+            | "sum fit split" >> beam.Map(summed)
+            | "merge fit split" >> beam.CombineGlobally(_Accumulate.merge)
+            | "fit" >> beam.Map(fit_from)
+        )
+        statistics = (
+            pipeline
+            | "parts" >> beam.Create(parts)
+            | "spread parts" >> beam.Reshuffle()
+            | "transform" >> beam.Map(transformed, beam.pvalue.AsSingleton(transform))
+            | "merge per split" >> beam.CombinePerKey(_Accumulate.merge)
+            | "report splits" >> beam.Map(json.dumps)
+        )
         _ = (
-            lines
+            (statistics, transform | "report transform" >> beam.Map(lambda t: json.dumps(["", t])))
             | "one report" >> beam.Flatten()
             | "write report" >> beam.io.WriteToText(str(report), shard_name_template="")
         )
-    parts = dict(map(json.loads, report.read_text().splitlines()))
-    transform_json = parts.pop("")
-    return Dataset(out), transform_json, {split: _summary(m) for split, m in parts.items()}
+    reported = dict(map(json.loads, report.read_text().splitlines()))
+    transform_json = reported.pop("")
+    return Dataset(out), transform_json, {split: _summary(m) for split, m in reported.items()}
 
 
-def _write_transformed(folder: str) -> Any:
-    """A DoFn writing each transformed batch to its own Parquet file: no schema is needed up
-    front, and the files land straight in the step's output folder (published atomically)."""
-    import apache_beam as beam
+def _row_group_list(data: Dataset) -> list[tuple[str, str, int]]:
+    """(split, file, row group) of every row group: the units of work spread over workers."""
+    import pyarrow.parquet as pq
 
-    class WriteTransformed(beam.DoFn):  # type: ignore[misc]
-        def process(self, table: Any, transform: dict[str, Any]) -> Any:
-            import uuid
+    return [
+        (split, str(path), index)
+        for split in data.splits
+        for path in data.files(split)
+        for index in range(pq.ParquetFile(path).num_row_groups)
+    ]
 
-            import pyarrow.parquet as pq
 
-            if table.num_rows:
-                # all-float features: dictionary encoding would only cost time
-                pq.write_table(
-                    apply_transform(table, transform),
-                    f"{folder}/part-{uuid.uuid4().hex}.parquet",
-                    use_dictionary=False,
-                )
-            return []
+def _row_group(part: tuple[str, str, int], columns: list[str]) -> Any:
+    import pyarrow.parquet as pq
 
-    return WriteTransformed()
+    _, path, index = part
+    return pq.ParquetFile(path).read_row_group(index, columns=columns)
 
 
 # -- the transform ----------------------------------------------------------------------------
