@@ -54,14 +54,14 @@ def core(session: nox.Session) -> None:
 @nox.parametrize("plugin", PLUGINS, ids=PLUGINS)
 def plugin(session: nox.Session, plugin: str) -> None:
     """One plugin in a fresh environment with the core and only what it needs."""
-    _install(session, ".[testing]", f"./plugins/{plugin}")
+    _install(session, ".[testing]", f"./plugins/{plugin}[test]")
     _pytest(session, f"plugins/{plugin}/tests")
 
 
 @nox.session(python=PYTHON, name="all")
 def everything(session: nox.Session) -> None:
     """Every distribution installed together: discovery must still be clean and unambiguous."""
-    _install(session, ".[test]", *(f"./plugins/{p}" for p in PLUGINS))
+    _install(session, ".[test]", *(f"./plugins/{p}[test]" for p in PLUGINS))
     session.run("zenml", "plugins", env=TEST_ENV)
     _pytest(session, "--import-mode=importlib", "tests", *(f"plugins/{p}/tests" for p in PLUGINS))
 

@@ -1,0 +1,81 @@
+"""A GCS emulator on 127.0.0.1 (PyPI's gcp-storage-emulator) for tests of gs:// code.
+
+google-cloud-storage, and Beam's gs:// IO, talk to it when ``STORAGE_EMULATOR_HOST`` is set.
+The emulator is stopped by the PID it was started with.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class GCSEmulator:
+    """``with GCSEmulator() as url:`` — the emulator's base URL; buckets via ``create_bucket``."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> GCSEmulator:
+        executable = Path(sys.executable).with_name("gcp-storage-emulator")
+        command = str(executable) if executable.exists() else shutil.which("gcp-storage-emulator")
+        if command is None:
+            raise RuntimeError(
+                "gcp-storage-emulator is not installed: pip install gcp-storage-emulator"
+            )
+        self.process = subprocess.Popen(
+            [command, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    self.__exit__()
+                    raise RuntimeError("gcp-storage-emulator did not start") from None
+                time.sleep(0.1)
+        return self
+
+    def environment(self) -> dict[str, str]:
+        """What a process needs to talk to this emulator, and to nothing else of Google's."""
+        return {"STORAGE_EMULATOR_HOST": self.url, "NO_GCE_CHECK": "true"}
+
+    def create_bucket(self, name: str) -> None:
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        previous = os.environ.get("STORAGE_EMULATOR_HOST")
+        os.environ["STORAGE_EMULATOR_HOST"] = self.url
+        try:
+            storage.Client(project="test", credentials=AnonymousCredentials()).create_bucket(name)
+        finally:
+            if previous is None:
+                os.environ.pop("STORAGE_EMULATOR_HOST")
+            else:
+                os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
