@@ -54,6 +54,7 @@ _TRANSIENT = (
     "try restarting transaction",
     "lost connection",
     "please retry",  # MLMD creating its schema while another process does the same
+    "concurrent writes aborted",  # MLMD's own retries on a busy database ran out
 )
 
 
