@@ -17,7 +17,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -272,7 +272,7 @@ class Engine:
             self.pipeline.name,
             self.spec.run_id,
             orchestrator or self.components.orchestrator.to_config()["name"],
-            asdict(self.spec),
+            self.spec.to_dict(),
         )
         failure: BaseException | None = None
         try:

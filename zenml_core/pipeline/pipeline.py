@@ -39,6 +39,7 @@ class Pipeline:
     ) -> None:
         self.name = name
         self.steps: list[Step] = []
+        self._names: set[str] = set()
         self.enable_cache = enable_cache
         self._components = _by_kind(backend, backends, metadata_store, artifact_store)
         self._built: dict[str, BaseComponent] = {}
@@ -50,12 +51,13 @@ class Pipeline:
     def add_step(self, step: Step) -> Step:
         if not isinstance(step, Step):
             raise ConfigError(f"Pipeline {self.name!r}: add_step needs a Step, got {step!r}.")
-        if any(s.name == step.name for s in self.steps):
+        if step.name in self._names:
             raise PipelineError(
                 f"Pipeline {self.name!r} already has a step named {step.name!r}; give this one "
                 f"another name with .with_name(...)."
             )
         self.steps.append(step)
+        self._names.add(step.name)
         return step
 
     def build(

@@ -123,8 +123,14 @@ class RunSpec:
     code: CodeRef | None = None
     version: int = SPEC_VERSION
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dicts sharing this spec's values (no deep copy: it is on every run's path)."""
+        pipeline = vars(self.pipeline) | {"steps": [vars(step) for step in self.pipeline.steps]}
+        code = vars(self.code) if self.code is not None else None
+        return vars(self) | {"pipeline": pipeline, "code": code}
+
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1, sort_keys=True)
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
