@@ -55,11 +55,9 @@ def test_wrong_mysql_password_is_explained_without_the_password(mariadb):
 
 
 def test_unreachable_mysql_is_explained(mariadb):
-    import socket
+    from zenml_core.testing.processes import free_port
 
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nobody listens there
     store = MySQLMetadataStore(host="127.0.0.1", port=port, password="x")
     with pytest.raises(MetadataStoreError, match=f"127.0.0.1:{port}/zenml.*no server listening"):
         store.check_access()

@@ -217,38 +217,13 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
 def _print_metrics(run: Any) -> None:
     """Evaluation results among the run's outputs, as a small table each."""
     from zenml_core.kinds import KINDS
-    from zenml_core.report import evaluations
+    from zenml_core.report import evaluation_table, evaluations
     from zenml_core.repository import default_components
 
     store = KINDS["artifact_store"][1].from_config(default_components()["artifact_store"])
     for step, result in evaluations(run, store):  # type: ignore[arg-type]
-        keys = [k for k in result["overall"] if k != "examples"]
-        rows = [
-            [
-                f"overall ({result.get('split', '')})",
-                *(
-                    f"{result['overall'].get(k, '-'):.4g}"
-                    if isinstance(result["overall"].get(k), float)
-                    else str(result["overall"].get(k, "-"))
-                    for k in ["examples", *keys]
-                ),
-            ]
-        ]
-        for column, values in result.get("slices", {}).items():
-            for value, metrics in values.items():
-                rows.append(
-                    [
-                        f"{column}={value}",
-                        *(
-                            f"{metrics[k]:.4g}"
-                            if isinstance(metrics.get(k), float)
-                            else str(metrics.get(k, "-"))
-                            for k in ["examples", *keys]
-                        ),
-                    ]
-                )
         print(f"\nevaluation ({step}):")
-        print(_table(["", "examples", *keys], rows))
+        print(_table(*evaluation_table(result)))
 
 
 def _cmd_runs_report(args: argparse.Namespace) -> int:

@@ -198,28 +198,35 @@ def _statistics(per_split: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def _metrics(result: dict[str, Any]) -> str:
-    overall = result["overall"]
-    keys = [k for k in overall if k != "examples"]
-    head = "".join(f"<th>{html.escape(k)}</th>" for k in ["examples", *keys])
+def evaluation_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """An evaluation as a header and rows of text: overall first, then each slice value.
+    One place for what the report and ``zenml runs show`` print."""
+    keys = ["examples", *(k for k in result["overall"] if k != "examples")]
     rows = [
-        f"<tr><td>overall ({html.escape(result.get('split', ''))})</td>"
-        + "".join(f"<td>{_number(overall.get(k))}</td>" for k in ["examples", *keys])
-        + "</tr>"
+        [f"overall ({result.get('split', '')})", *(_plain(result["overall"].get(k)) for k in keys)]
     ]
     for column, values in result.get("slices", {}).items():
         for value, metrics in values.items():
-            rows.append(
-                f"<tr><td>{html.escape(column)} = {html.escape(value)}</td>"
-                + "".join(f"<td>{_number(metrics.get(k))}</td>" for k in ["examples", *keys])
-                + "</tr>"
-            )
-    return f"<table id='metrics'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+            rows.append([f"{column}={value}", *(_plain(metrics.get(k)) for k in keys)])
+    return ["", *keys], rows
 
 
-def _number(value: Any) -> str:
+def _metrics(result: dict[str, Any]) -> str:
+    header, rows = evaluation_table(result)
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f"<table id='metrics'><tr>{head}</tr>{body}</table>"
+
+
+def _plain(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
-    return html.escape(str(value))
+    return str(value)
+
+
+def _number(value: Any) -> str:
+    return html.escape(_plain(value))

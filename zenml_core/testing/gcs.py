@@ -14,18 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from zenml_core.testing.processes import free_port, stop
 
 
 class GCSEmulator:
     """``with GCSEmulator() as url:`` — the emulator's base URL; buckets via ``create_bucket``."""
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -72,10 +68,4 @@ class GCSEmulator:
                 os.environ["STORAGE_EMULATOR_HOST"] = previous
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process, timeout=10)

@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from zenml_core.testing.processes import free_port, stop
 
 SBIN = ("/usr/sbin", "/usr/bin", "/sbin")
 
@@ -48,12 +49,6 @@ def ensure_installed() -> None:
         check=True,
         env=env,
     )
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -96,7 +91,7 @@ class MariaDBServer:
         self.tmp = tempfile.TemporaryDirectory(prefix="zenml-mariadb-")
         root = Path(self.tmp.name)
         data, sock = root / "data", str(root / "mysqld.sock")
-        port = _free_port()
+        port = free_port()
         subprocess.run(
             [
                 _which("mariadb-install-db") or "mariadb-install-db",
@@ -148,12 +143,6 @@ class MariaDBServer:
         return self.db
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop(self.process, timeout=30)
         self.log.close()
         self.tmp.cleanup()
