@@ -159,8 +159,12 @@ def test_sixteen_concurrent_runs_on_mariadb(project, mysql_store):
 
 
 def test_ctrl_c_marks_the_step_and_the_run_as_interrupted(project):
+    # writers slow enough (about 6 s each) that the signal lands inside one even on a busy CI box
+    slower = yaml.safe_load(yaml.safe_dump(SLOW_PIPELINE))
+    for writer in slower["steps"][1:3]:
+        writer["params"]["delay"] = 0.2
     pipeline_file = project / "slow.yaml"
-    pipeline_file.write_text(yaml.safe_dump(SLOW_PIPELINE))
+    pipeline_file.write_text(yaml.safe_dump(slower))
     process = _start(project, pipeline_file, "--no-cache")
     store = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db"))
     deadline = time.monotonic() + 60
@@ -172,9 +176,11 @@ def test_ctrl_c_marks_the_step_and_the_run_as_interrupted(project):
         ):
             break
         time.sleep(0.05)
+    else:
+        pytest.fail("no writer step was seen running within 60 s")
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=60)
-    assert process.returncode == 130
+    assert process.returncode == 130, err
     assert "interrupted; a run under way is recorded as failed" in err
     run = store.get_run(store.list_runs("slow")[0].run_id)
     assert run.status == "failed" and "KeyboardInterrupt" in run.error
