@@ -16,7 +16,10 @@ PYTHON = "3.11"  # ml-metadata's wheels end at cp311
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "core", "plugin", "all"]
+nox.options.sessions = ["lint", "typecheck", "core", "plugin", "all", "e2e"]
+
+# What a plugin's tests need from this repository beyond the core and the plugin itself.
+PLUGIN_NEEDS = {"zenml-k8s": ["./plugins/zenml-gcp"]}  # its end-to-end runs store to gs://
 
 # Any plugin problem fails the run; tests talk to loopback only.
 TEST_ENV = {"ZENML_STRICT_PLUGINS": "1", "NO_GCE_CHECK": "true"}
@@ -39,7 +42,7 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    _install(session, "mypy", "types-PyYAML", "-e", ".[test]")
+    _install(session, "mypy", "types-PyYAML", "-e", ".[test,loopback]")
     session.run("mypy")
 
 
@@ -54,7 +57,7 @@ def core(session: nox.Session) -> None:
 @nox.parametrize("plugin", PLUGINS, ids=PLUGINS)
 def plugin(session: nox.Session, plugin: str) -> None:
     """One plugin in a fresh environment with the core and only what it needs."""
-    _install(session, ".[testing]", f"./plugins/{plugin}[test]")
+    _install(session, ".[testing]", f"./plugins/{plugin}[test]", *PLUGIN_NEEDS.get(plugin, []))
     _pytest(session, f"plugins/{plugin}/tests")
 
 
@@ -64,6 +67,22 @@ def everything(session: nox.Session) -> None:
     _install(session, ".[test]", *(f"./plugins/{p}[test]" for p in PLUGINS))
     session.run("zenml", "plugins", env=TEST_ENV)
     _pytest(session, "--import-mode=importlib", "tests", *(f"plugins/{p}/tests" for p in PLUGINS))
+
+
+@nox.session(python=PYTHON)
+def e2e(session: nox.Session) -> None:
+    """The heavy end-to-end tests: workloads in real containers from our base image, on our
+    own dockerd (started here, stopped at the end; see zenml_core.testing.loopback)."""
+    _install(session, ".[test,loopback]", *(f"./plugins/{p}[test]" for p in PLUGINS))
+    env = {**TEST_ENV, "ZENML_LOOPBACK_DOCKER": "1"}
+    session.run(
+        "pytest",
+        "--import-mode=importlib",
+        "tests/e2e",
+        "plugins/zenml-k8s/tests/test_orchestrator.py",
+        *session.posargs,
+        env=env,
+    )
 
 
 @nox.session(python=PYTHON, name="bench")

@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from zenml_core.component import BaseComponent
 
@@ -27,6 +28,8 @@ class BaseArtifactStore(BaseComponent, abc.ABC):
     """
 
     KIND = "artifact_store"
+    #: True for stores on this machine's disk, which a run elsewhere (a pod, a VM) cannot reach
+    MACHINE_LOCAL: ClassVar[bool] = False
     root: str
 
     # -- primitives a store implements ---------------------------------------------------------

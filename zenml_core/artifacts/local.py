@@ -19,6 +19,7 @@ STAGING = ".staging"
 class LocalArtifactStore(BaseArtifactStore):
     """Artifacts under a local folder; publishing is one atomic ``rename``."""
 
+    MACHINE_LOCAL = True
     root: str
 
     def validate(self) -> None:

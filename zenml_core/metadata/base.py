@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from zenml_core.component import BaseComponent
 
@@ -86,6 +86,8 @@ class BaseMetadataStore(BaseComponent, abc.ABC):
     """
 
     KIND = "metadata_store"
+    #: True for stores on this machine's disk, which a run elsewhere (a pod, a VM) cannot reach
+    MACHINE_LOCAL: ClassVar[bool] = False
 
     @abc.abstractmethod
     def check_access(self) -> None:

@@ -564,6 +564,7 @@ def _run_record(context: Any) -> RunRecord:
 class SQLiteMetadataStore(MLMDMetadataStore):
     """The embedded default: one SQLite file, no server."""
 
+    MACHINE_LOCAL = True
     path: str
 
     def validate(self) -> None:
@@ -644,7 +645,9 @@ class MySQLMetadataStore(MLMDMetadataStore):
         )
 
     def secret_environment(self) -> dict[str, str]:
-        return {self.password_env: self.password} if self.password is not None else {}
+        # given, or found in this process's environment: a run elsewhere needs it either way
+        password = self._password()
+        return {self.password_env: password} if password else {}
 
     def _password(self) -> str:
         import os

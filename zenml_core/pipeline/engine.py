@@ -30,6 +30,7 @@ from zenml_core.metadata.base import (
     CACHED,
     COMPLETED,
     FAILED,
+    RUNNING,
     ArtifactRecord,
     BaseMetadataStore,
     CachedStep,
@@ -45,6 +46,8 @@ SKIPPED = "skipped"
 #: the components every run has, one of each
 COMPONENT_KINDS = ("orchestrator", "processing", "training", "metadata_store", "artifact_store")
 RUN_RUNNING, RUN_COMPLETED, RUN_FAILED = "running", "completed", "failed"
+#: a run handed to a remote backend that was asked not to wait for it
+RUN_SUBMITTED = "submitted"
 
 #: progress callback: (event, step name, detail); events: start, completed, cached, failed,
 #: skipped
@@ -174,6 +177,60 @@ class RunRequest:
         for kind in ("metadata_store", "artifact_store", "processing", "training"):
             environment.update(getattr(self.components, kind).secret_environment())
         return environment
+
+    def require_shared_stores(self, where: str) -> None:
+        """Raise ``ConfigError`` unless the run's stores can be reached from ``where`` (a pod,
+        a VM): stores on this machine's disk cannot. Remote backends call this first."""
+        problems = []
+        artifacts, metadata = self.components.artifact_store, self.components.metadata_store
+        if artifacts.MACHINE_LOCAL:
+            problems.append(
+                f"the artifact store {artifacts.root!r} is a folder on this machine: use an "
+                "object store, e.g. artifact_store: gs://BUCKET/zenml (pip install zenml-gcp)"
+            )
+        if metadata.MACHINE_LOCAL:
+            problems.append(
+                f"the metadata store ({type(metadata).__name__}) is a file on this machine: use "
+                "a MySQL metadata store that both this machine and the run can reach"
+            )
+        if problems:
+            raise ConfigError(f"A run on {where} cannot reach its stores: " + "; ".join(problems))
+
+    def record_failure(self, reason: str) -> None:
+        """Record that the run failed where it ran (a pod OOM-killed, an image that cannot be
+        pulled...), so the metadata store tells what the raised error tells. Steps it left
+        running are failed with the reason; a run that never started is recorded first."""
+        from zenml_core.exceptions import MetadataStoreError
+
+        store, run_id = self.components.metadata_store, self.spec.run_id
+        try:
+            run = store.get_run(run_id)
+        except MetadataStoreError:
+            orchestrator = self.spec.pipeline.components.get("orchestrator", {}).get("name")
+            store.begin_run(
+                self.spec.pipeline.name,
+                run_id,
+                orchestrator or self.components.orchestrator.to_config()["name"],
+                self.spec.to_dict(),
+            )
+            store.end_run(run_id, RUN_FAILED, reason)
+            return
+        for step in run.steps:
+            if step.state == RUNNING:
+                store.fail_step(run_id, step.execution_id, reason)
+        recorded = run.error if run.status == RUN_FAILED else ""
+        store.end_run(run_id, RUN_FAILED, f"{reason}; {recorded}" if recorded else reason)
+
+    def submitted(self) -> RunResult:
+        """The result of a run handed off without waiting: follow it with ``zenml runs show``."""
+        return RunResult(
+            self.spec.run_id,
+            self.spec.pipeline.name,
+            RUN_SUBMITTED,
+            {},
+            self.components.artifact_store,
+            self.components.metadata_store,
+        )
 
     def result(self) -> RunResult:
         """The run's result as recorded, once a remote process has executed it; raises

@@ -130,13 +130,31 @@ class OrchestratorConformance(BackendConformance):
     kind = "orchestrator"
     run_params: ClassVar[dict[str, Any] | None] = None
 
-    def test_runs_a_pipeline_and_records_it(self, tmp_path: Any, monkeypatch: Any) -> None:
+    @pytest.fixture
+    def conformance_run_params(self) -> dict[str, Any]:
+        """Parameters for the conformance run; override this fixture when they come from
+        other fixtures (an emulator's address)."""
+        return self.run_params or {}
+
+    @pytest.fixture
+    def conformance_stores(self) -> dict[str, Any]:
+        """``metadata_store``/``artifact_store`` for the conformance run (default: the
+        project's). A remote orchestrator overrides this with stores its workload reaches."""
+        return {}
+
+    def test_runs_a_pipeline_and_records_it(
+        self,
+        tmp_path: Any,
+        monkeypatch: Any,
+        conformance_run_params: dict[str, Any],
+        conformance_stores: dict[str, Any],
+    ) -> None:
         from zenml_core.repository import init
 
         monkeypatch.chdir(tmp_path)
         init(tmp_path)
-        orchestrator = self.make(**(self.run_params or {}))
-        result = _tiny_pipeline("conformance").run(backend=orchestrator)
+        orchestrator = self.make(**conformance_run_params)
+        result = _tiny_pipeline("conformance").run(backend=orchestrator, **conformance_stores)
         assert result.status == "completed"
         assert result.load("mean_and_pid")["mean"] == 2.0
         run = result.metadata_store.get_run(result.run_id)
@@ -145,7 +163,7 @@ class OrchestratorConformance(BackendConformance):
             ("mean_and_pid", "completed"),
         ]
         assert run.orchestrator == self.name
-        again = _tiny_pipeline("conformance").run(backend=orchestrator)
+        again = _tiny_pipeline("conformance").run(backend=orchestrator, **conformance_stores)
         assert {s.state for s in again.steps.values()} == {"cached"}
 
 

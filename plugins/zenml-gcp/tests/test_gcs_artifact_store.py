@@ -11,7 +11,7 @@ import pytest
 from zenml_core.artifacts import ArtifactStore
 from zenml_core.artifacts.base import MANIFEST
 from zenml_core.exceptions import ArtifactStoreError, ConfigError
-from zenml_core.testing.gcs import GCSEmulator
+from zenml_core.testing.loopback.gcs import GCSEmulator
 from zenml_gcp.artifact_store import GCSArtifactStore
 
 BUCKET = "zenml-test"
