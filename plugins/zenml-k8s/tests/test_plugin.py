@@ -3,4 +3,4 @@ from zenml_core.testing.conformance import PluginConformance
 
 class TestPluginDistribution(PluginConformance):
     distribution = "zenml-k8s"
-    backends: dict[str, list[str]] = {}
+    backends = {"orchestrator": ["kubernetes"]}
