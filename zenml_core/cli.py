@@ -267,6 +267,30 @@ def _duration(record: Any) -> str:
     return f"{record.ended_at - record.started_at:.2f}s"
 
 
+def _cmd_docker_base(args: argparse.Namespace) -> int:
+    from zenml_core.docker import base_image
+
+    print(base_image(gpu=args.gpu))
+    return 0
+
+
+def _cmd_docker_build(args: argparse.Namespace) -> int:
+    from zenml_core.docker import build_image
+
+    built = build_image(
+        args.tag,
+        base=args.base,
+        requirements=args.requirement,
+        requirements_file=args.requirements,
+        source=args.source,
+        pip_args=args.pip_arg,
+        push=args.push,
+        network_mode=args.network,
+    )
+    print(f"{built.tag} {built.id}" + (f" pushed {built.digest}" if built.digest else ""))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from zenml_core.kinds import KINDS
 
@@ -322,6 +346,28 @@ def build_parser() -> argparse.ArgumentParser:
     runs_report.add_argument("run")
     runs_report.add_argument("--open", action="store_true", help="open it in a browser")
     runs_report.set_defaults(handler=_cmd_runs_report)
+
+    docker = commands.add_parser("docker", help="images for remote backends")
+    docker_commands = docker.add_subparsers(dest="docker_command", required=True, metavar="COMMAND")
+    docker_base = docker_commands.add_parser("base", help="print this version's base image")
+    docker_base.add_argument("--gpu", action="store_true", help="the GPU variant")
+    docker_base.set_defaults(handler=_cmd_docker_base)
+    docker_build = docker_commands.add_parser(
+        "build", help="build an image FROM the base image with your requirements (and code)"
+    )
+    docker_build.add_argument("tag", help="e.g. europe-docker.pkg.dev/PROJECT/ml/trainer:1.0")
+    docker_build.add_argument("--base", help="base image (default: this version's)")
+    docker_build.add_argument(
+        "-p", "--requirement", action="append", default=[], help="a requirement (repeatable)"
+    )
+    docker_build.add_argument("-r", "--requirements", help="a requirements file")
+    docker_build.add_argument("--source", help="bake this project folder in at /app")
+    docker_build.add_argument(
+        "--pip-arg", action="append", default=[], help="an argument for pip (repeatable)"
+    )
+    docker_build.add_argument("--network", help="build network mode, e.g. host")
+    docker_build.add_argument("--push", action="store_true", help="push it after building")
+    docker_build.set_defaults(handler=_cmd_docker_build)
     return parser
 
 

@@ -25,11 +25,12 @@ from zenml_core.steps import (
 HERE = Path(__file__).parent
 
 
-def build() -> TrainingPipeline:
+def build(csv_path: str = str(HERE / "churn.csv")) -> TrainingPipeline:
+    """The pipeline; ``csv_path`` may be a URI of an object store (a run elsewhere reads it)."""
     pipeline = TrainingPipeline("quickstart")
     pipeline.add_datasource(
         CSVSource(
-            path=str(HERE / "churn.csv"),
+            path=csv_path,
             label="churned",
             columns={"tenure_months": "int", "monthly_charges": "float", "plan": "string"},
         )

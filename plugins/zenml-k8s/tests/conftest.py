@@ -1,8 +1,14 @@
 """Fixtures: a loopback Kubernetes whose Jobs really run, GCS and MariaDB on loopback, and a
-project whose steps live only in its own folder (they reach the pod in the code package)."""
+project whose steps live only in its own folder (they reach the pod in the code package).
+
+Live mode (``ZENML_LIVE_K8S=1``, see the README): the same tests against a real cluster, real
+GCS and a real MySQL server named by the ZENML_LIVE_* variables below; tests that need the
+emulator's internals (its request log, injected faults) are skipped there.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import uuid
@@ -35,8 +41,13 @@ def boom(x: list) -> int:
 
 
 @step
-def environment(x: list) -> dict:
-    return {k: v for k, v in os.environ.items() if k.startswith(("ZENML", "TEAM"))}
+def where(x: list) -> dict:
+    # where the step ran: in its own container the run is PID 1; the interpreter tells the image
+    import sys
+
+    with open("/proc/1/cmdline", "rb") as cmdline:
+        pid1 = cmdline.read().replace(bytes([0]), b" ").decode()
+    return {"own_container": "zenml_core run --spec" in pid1, "python": sys.executable}
 """
 
 
@@ -54,23 +65,73 @@ def project(tmp_path, monkeypatch):
     sys.modules.pop("user_steps", None)
 
 
-@pytest.fixture
-def kubeconfig(loopback_kubernetes, tmp_path):
-    return str(loopback_kubernetes.write_kubeconfig(tmp_path / "kubeconfig"))
+LIVE = os.environ.get("ZENML_LIVE_K8S", "") not in ("", "0")
+LIVE_REQUIRED = (
+    "ZENML_LIVE_K8S_NAMESPACE",  # an existing namespace you may create Jobs and Secrets in
+    "ZENML_LIVE_K8S_IMAGE",  # an image FROM our base with zenml-gcp (zenml docker build)
+    "ZENML_LIVE_GCS",  # gs://BUCKET/PREFIX, reachable with application-default credentials
+    "ZENML_LIVE_MYSQL_HOST",  # a MySQL server both this machine and the pods reach
+    "ZENML_LIVE_MYSQL_USER",
+    "ZENML_LIVE_MYSQL_PASSWORD",
+    "ZENML_LIVE_MYSQL_DATABASE",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    if not LIVE:
+        return
+    missing = [name for name in LIVE_REQUIRED if not os.environ.get(name)]
+    for item in items:
+        if missing:
+            item.add_marker(pytest.mark.skip(reason=f"live mode needs {', '.join(missing)}"))
+        elif "loopback_kubernetes" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.skip(reason="needs the loopback cluster's internals"))
 
 
 @pytest.fixture
-def stores(gcs_bucket, mysql_store):
-    """Stores both this process and the pod reach: gs:// on the emulator, MySQL on MariaDB."""
+def kubeconfig(request, tmp_path):
+    if LIVE:  # $ZENML_LIVE_KUBECONFIG, else the usual $KUBECONFIG or ~/.kube/config
+        return os.environ.get("ZENML_LIVE_KUBECONFIG")
+    cluster = request.getfixturevalue("loopback_kubernetes")
+    return str(cluster.write_kubeconfig(tmp_path / "kubeconfig"))
+
+
+@pytest.fixture
+def stores(request):
+    """Stores both this process and the pod reach: gs:// on the emulator, MySQL on MariaDB
+    (live: the real bucket and server)."""
+    prefix = uuid.uuid4().hex[:8]
+    if LIVE:
+        from zenml_core.metadata import MySQLMetadataStore
+
+        return {
+            "artifact_store": f"{os.environ['ZENML_LIVE_GCS'].rstrip('/')}/{prefix}",
+            "metadata_store": MySQLMetadataStore(
+                host=os.environ["ZENML_LIVE_MYSQL_HOST"],
+                port=int(os.environ.get("ZENML_LIVE_MYSQL_PORT", "3306")),
+                database=os.environ["ZENML_LIVE_MYSQL_DATABASE"],
+                username=os.environ["ZENML_LIVE_MYSQL_USER"],
+                password=os.environ["ZENML_LIVE_MYSQL_PASSWORD"],
+            ),
+        }
     return {
-        "artifact_store": f"{gcs_bucket}/{uuid.uuid4().hex[:8]}",
-        "metadata_store": mysql_store,
+        "artifact_store": f"{request.getfixturevalue('gcs_bucket')}/{prefix}",
+        "metadata_store": request.getfixturevalue("mysql_store"),
     }
 
 
 @pytest.fixture
-def k8s_params(kubeconfig, gcs_emulator):
-    """What a user would write, pointed at the loopback cluster and its GCS emulator."""
+def k8s_params(request, kubeconfig):
+    """What a user would write, pointed at the loopback cluster and its GCS emulator (live:
+    at the real cluster)."""
+    if LIVE:
+        return {
+            "kubeconfig": kubeconfig,
+            "context": os.environ.get("ZENML_LIVE_K8S_CONTEXT"),
+            "namespace": os.environ["ZENML_LIVE_K8S_NAMESPACE"],
+            "image": os.environ["ZENML_LIVE_K8S_IMAGE"],
+            "poll_seconds": 2.0,
+        }
     from zenml_core.testing.loopback.fixtures import WORKLOAD_IMAGE
 
     return {
@@ -78,6 +139,6 @@ def k8s_params(kubeconfig, gcs_emulator):
         "namespace": "ml",
         "image": WORKLOAD_IMAGE,
         "image_pull_policy": "Never",
-        "env": gcs_emulator.environment(),
+        "env": request.getfixturevalue("gcs_emulator").environment(),
         "poll_seconds": 0.2,
     }

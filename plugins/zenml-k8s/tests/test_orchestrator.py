@@ -12,7 +12,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import pytest
 import yaml
@@ -20,7 +19,7 @@ import yaml
 from zenml_core import Pipeline
 from zenml_core.exceptions import ConfigError, StepFailedError, ZenMLError
 from zenml_core.testing.conformance import OrchestratorConformance
-from zenml_core.testing.loopback.fixtures import WORKLOAD_IMAGE
+from zenml_core.testing.loopback.fixtures import WORKLOAD_IMAGE, docker_mode
 from zenml_k8s.orchestrator import KubernetesOrchestrator
 
 JOBS = "batch/v1/jobs"
@@ -80,8 +79,13 @@ def test_the_run_happens_in_the_pod_with_logs_streamed_and_gs_artifacts(
     project, stores, k8s_params, loopback_kubernetes, capsys
 ):
     orchestrator = KubernetesOrchestrator(**k8s_params, labels={"team": "ml"})
-    result = _pipeline("k8s-e2e").run(backend=orchestrator, **stores)
+    result = _pipeline("k8s-e2e", "slow_sum", "where").run(backend=orchestrator, **stores)
     assert result.status == "completed" and result.load("slow_sum") == 10
+    where = result.load("where")
+    if docker_mode():  # written from inside a container of our base image
+        assert where == {"own_container": True, "python": "/opt/zenml/bin/python"}
+    else:
+        assert where == {"own_container": False, "python": sys.executable}
     run = stores["metadata_store"].get_run(result.run_id)
     assert run.orchestrator == "kubernetes"
     assert all(
@@ -207,6 +211,16 @@ def test_an_image_that_cannot_be_pulled_fails_the_run_and_deletes_the_job(
     assert loopback_kubernetes.objects(JOBS, "ml") == []
 
 
+def test_a_missing_user_secret_fails_the_run_and_deletes_the_job(
+    project, stores, k8s_params, loopback_kubernetes
+):
+    orchestrator = KubernetesOrchestrator(**k8s_params, secrets=["team-credentials"])
+    with pytest.raises(StepFailedError, match="CreateContainerConfigError"):
+        _pipeline("k8s-nosecret").run(backend=orchestrator, **stores)
+    assert 'secret "team-credentials" not found' in _failed_run(stores, "k8s-nosecret").error
+    assert loopback_kubernetes.objects(JOBS, "ml") == []
+
+
 @pytest.mark.parametrize(
     ("fault", "reason"), [("oom", "OOMKilled (exit code 137)"), ("evicted", "Evicted")]
 )
@@ -277,15 +291,14 @@ def test_a_missing_namespace_is_named_before_anything_is_created(
 
 
 def test_an_unreachable_api_is_named(project, stores, k8s_params, tmp_path):
-    from zenml_core.testing.processes import free_port
+    from zenml_core.testing.loopback.kubernetes import LoopbackKubernetes
+    from zenml_core.testing.loopback.workloads import SubprocessRunner
 
-    config = yaml.safe_load(Path(k8s_params["kubeconfig"]).read_text())
-    config["clusters"][0]["cluster"]["server"] = f"http://127.0.0.1:{free_port()}"
-    dead = tmp_path / "dead-kubeconfig"
-    dead.write_text(yaml.safe_dump(config))
-    orchestrator = KubernetesOrchestrator(**{**k8s_params, "kubeconfig": str(dead)})
-    with pytest.raises(ConfigError, match="does not answer"):
-        _pipeline("k8s-dead").run(backend=orchestrator, **stores)
+    cluster = LoopbackKubernetes(SubprocessRunner([]))  # never started: nothing listens there
+    dead = cluster.write_kubeconfig(tmp_path / "dead-kubeconfig")
+    params = {**k8s_params, "kubeconfig": str(dead), "context": None}
+    with pytest.raises(ConfigError, match=f"API at {cluster.url} does not answer"):
+        _pipeline("k8s-dead").run(backend=KubernetesOrchestrator(**params), **stores)
 
 
 def test_stores_on_this_machine_are_refused_with_the_fix(project, k8s_params, loopback_kubernetes):

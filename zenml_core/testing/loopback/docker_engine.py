@@ -344,6 +344,7 @@ def ensure_base_image(engine: DockerEngine, tag: str | None = None) -> str:
             except docker.errors.BuildError as error:
                 log = "".join(c.get("stream", "") for c in error.build_log)[-4000:]
                 raise RuntimeError(f"building {tag} failed: {error.msg}\n{log}") from None
+    client.images.prune(filters={"dangling": True})  # the previous build's 2 GB
     return tag
 
 

@@ -27,6 +27,7 @@ import re
 import secrets
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -111,6 +112,8 @@ def _emulator_class() -> type:
                     return aiohttp.web.json_response(fault[2], status=fault[2]["code"])
             if request.action == kmock.action.CREATE and isinstance(request.data, dict):
                 metadata = request.data.setdefault("metadata", {})
+                if request.namespace:  # the API server takes it from the URL
+                    metadata.setdefault("namespace", request.namespace)
                 metadata.setdefault("uid", str(uuid.uuid4()))
                 metadata.setdefault("creationTimestamp", _now())
                 metadata.setdefault("resourceVersion", str(time.monotonic_ns()))
@@ -133,7 +136,7 @@ class LoopbackKubernetes:
         self.url = f"http://127.0.0.1:{self.port}"
         self._pod_faults: list[str] = []
         self._pods: dict[tuple[str, str], _PodRun] = {}
-        self._started_jobs: set[tuple[str, str]] = set()
+        self._started_jobs: set[str] = set()  # uids
         self._tasks: set[asyncio.Task[None]] = set()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -347,16 +350,23 @@ class LoopbackKubernetes:
 
     async def _control(self) -> None:
         while True:
-            for job in self._objects("batch/v1/jobs"):
-                key = (job["metadata"].get("namespace") or "default", job["metadata"]["name"])
-                if key not in self._started_jobs:
-                    self._started_jobs.add(key)
-                    task = asyncio.create_task(self._run_job(*key))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
-            self._collect_garbage()
-            self._expire_finished_jobs()
+            try:
+                self._control_once()
+            except Exception:  # a controller keeps going; say what went wrong
+                traceback.print_exc()
             await asyncio.sleep(0.1)
+
+    def _control_once(self) -> None:
+        for job in self._objects("batch/v1/jobs"):
+            uid = job["metadata"]["uid"]  # not the name: a Job deleted and made again is new
+            if uid not in self._started_jobs:
+                self._started_jobs.add(uid)
+                namespace = job["metadata"].get("namespace") or "default"
+                task = asyncio.create_task(self._run_job(namespace, job["metadata"]["name"]))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+        self._collect_garbage()
+        self._expire_finished_jobs()
 
     def _collect_garbage(self) -> None:
         live_uids = {o["metadata"].get("uid") for o in self._objects("batch/v1/jobs")} | {
