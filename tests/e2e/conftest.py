@@ -3,4 +3,6 @@
 from zenml_core.testing.loopback.fixtures import (  # noqa: F401  (fixtures, used by name)
     docker_engine,
     gcs_emulator,
+    loopback_google,
+    workload_runner,
 )

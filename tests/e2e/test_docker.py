@@ -31,9 +31,9 @@ def base(docker_engine):
 
 @pytest.fixture(scope="module")
 def wheelhouse_url():
-    from zenml_core.testing.loopback.docker_engine import REPO
+    from zenml_core.testing.loopback.docker_engine import source_tree
 
-    with serve_folder(build_wheels(str(REPO / "plugins" / "zenml-gcp"))) as url:
+    with serve_folder(build_wheels(str(source_tree() / "plugins" / "zenml-gcp"))) as url:
         yield url
 
 

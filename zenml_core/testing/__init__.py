@@ -21,19 +21,25 @@ HEAVY_MODULES = (
 
 
 def heavy_modules_imported(statement: str, *, env: dict[str, str] | None = None) -> list[str]:
-    """Run ``statement`` in a fresh interpreter and return the heavy modules it imported."""
+    """Run ``statement`` in a fresh interpreter and return the heavy modules it imported (not
+    counting what the interpreter imports by itself: some packages' ``.pth`` files import
+    namespace packages such as ``google.cloud`` at start-up)."""
     import json
     import os
     import subprocess
     import sys
 
-    code = f"{statement}\nimport json, sys; print(json.dumps(sorted(sys.modules)))"
     # the fresh interpreter imports from the same places as this one
     env = {**(os.environ if env is None else env), "PYTHONPATH": os.pathsep.join(sys.path)}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"{statement!r} failed in a fresh interpreter:\n{result.stderr}")
-    modules = json.loads(result.stdout.strip().splitlines()[-1])
-    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY_MODULES))
+
+    def modules_after(code: str) -> set[str]:
+        code = f"{code}\nimport json, sys; print(json.dumps(sorted(sys.modules)))"
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        )
+        if result.returncode != 0:
+            raise AssertionError(f"{code!r} failed in a fresh interpreter:\n{result.stderr}")
+        return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+    new = modules_after(statement) - modules_after("pass")
+    return sorted(m for m in new if any(m == h or m.startswith(h + ".") for h in HEAVY_MODULES))

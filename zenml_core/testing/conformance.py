@@ -97,7 +97,8 @@ class BackendConformance:
 
     def test_importing_the_backend_is_light(self) -> None:
         module = self.backend_class.__module__
-        assert heavy_modules_imported(f"import {module}") == []
+        heavy = heavy_modules_imported(f"import {module}")
+        assert heavy == [], f"importing {module} imports {heavy}: import them where used"
 
     def test_listed_by_the_cli(self) -> None:
         if not self.installed:
@@ -225,4 +226,6 @@ class PluginConformance:
 
     def test_importing_the_plugin_is_light(self) -> None:
         for info in self._info():
-            assert heavy_modules_imported(f"import {info.module.split(':')[0]}") == []
+            module = info.module.split(":")[0]
+            heavy = heavy_modules_imported(f"import {module}")
+            assert heavy == [], f"importing {module} imports {heavy}: import them where used"

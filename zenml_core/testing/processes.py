@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -22,3 +26,27 @@ def stop(process: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def console_script(name: str, install: str) -> str:
+    """A console script of this environment (next to its python), else from PATH."""
+    local = Path(sys.executable).with_name(name)
+    found = str(local) if local.exists() else shutil.which(name)
+    if found is None:
+        raise RuntimeError(f"{name} is not installed: pip install {install}")
+    return found
+
+
+def start_server(command: list[str], port: int, what: str) -> subprocess.Popen[bytes]:
+    """Start a server that listens on 127.0.0.1:``port``; wait (30 s at most) until it does."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                stop(process)
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.1)

@@ -34,13 +34,27 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from zenml_core.testing.processes import free_port
+from zenml_core.testing.processes import free_port, start_server
 
-REPO = Path(__file__).resolve().parents[3]
 DEBIAN_SUITE = "bookworm"  # python3 is 3.11 there, the line ml-metadata's wheels need
 OS_IMAGE = f"zenml-loopback/debian-python:{DEBIAN_SUITE}"
 OS_PACKAGES = "python3,python3-venv,libstdc++6,libgomp1,ca-certificates"
 BASE_LABEL = "org.zenml-core.inputs"
+
+
+def source_tree() -> Path:
+    """The zenml-core checkout images are built from: ``$ZENML_SOURCE_TREE``, else the nearest
+    folder at or above the working directory (or this file) with docker/Dockerfile."""
+    given = os.environ.get("ZENML_SOURCE_TREE")
+    here = Path(__file__).resolve()
+    candidates = [Path(given)] if given else [Path.cwd(), *Path.cwd().parents, *here.parents]
+    for folder in candidates:
+        if (folder / "docker" / "Dockerfile").is_file() and (folder / "zenml_core").is_dir():
+            return folder
+    raise RuntimeError(
+        "building zenml-core's images needs its source tree: run from a checkout, or set "
+        "ZENML_SOURCE_TREE to one"
+    )
 
 
 def cache_root() -> Path:
@@ -255,7 +269,7 @@ def build_wheels(*targets: str, wheelhouse: Path | None = None) -> Path:
             "--find-links",
             str(wheelhouse),
             "-c",
-            str(REPO / "constraints.txt"),
+            str(source_tree() / "constraints.txt"),
             *targets,
         ],
         check=True,
@@ -286,7 +300,17 @@ def _core_wheel(wheelhouse: Path) -> Path:
     """Build zenml-core's wheel from the repository into the wheelhouse (replacing older)."""
     with tempfile.TemporaryDirectory() as out:
         subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", out, str(REPO)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--no-deps",
+                "-w",
+                out,
+                str(source_tree()),
+            ],
             check=True,
         )
         (built,) = Path(out).glob("zenml_core-*.whl")
@@ -299,10 +323,11 @@ def _base_inputs() -> str:
     """What the base image is made of: it is rebuilt when one of these changes, our own code
     included, so containers always run the code under test."""
     digest = hashlib.sha256()
-    files = [REPO / "docker" / "Dockerfile", REPO / "constraints.txt", REPO / "pyproject.toml"]
-    files += sorted((REPO / "zenml_core").rglob("*.py"))
+    root = source_tree()
+    files = [root / "docker" / "Dockerfile", root / "constraints.txt", root / "pyproject.toml"]
+    files += sorted((root / "zenml_core").rglob("*.py"))
     for path in files:
-        digest.update(str(path.relative_to(REPO)).encode())
+        digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -320,12 +345,13 @@ def ensure_base_image(engine: DockerEngine, tag: str | None = None) -> str:
         if client.images.get(tag).labels.get(BASE_LABEL) == inputs:
             return tag
     os_image = ensure_os_image(client)
-    wheelhouse = build_wheels(f"{REPO}[tensorflow]")
+    root = source_tree()
+    wheelhouse = build_wheels(f"{root}[tensorflow]")
     with tempfile.TemporaryDirectory() as context_dir:
         context = Path(context_dir)
         shutil.copy2(_core_wheel(wheelhouse), context)
-        shutil.copy2(REPO / "constraints.txt", context)
-        shutil.copy2(REPO / "docker" / "Dockerfile", context / "Dockerfile")
+        shutil.copy2(root / "constraints.txt", context)
+        shutil.copy2(root / "docker" / "Dockerfile", context / "Dockerfile")
         with serve_folder(wheelhouse) as url:
             try:
                 client.images.build(
@@ -361,8 +387,6 @@ class LocalRegistry:
         self._folder = tempfile.TemporaryDirectory(prefix="zenml-registry-")
 
     def __enter__(self) -> LocalRegistry:
-        import socket
-
         if not _sbin("docker-registry"):
             _apt_install("docker-registry")
         folder = Path(self._folder.name)
@@ -372,21 +396,12 @@ class LocalRegistry:
             f"storage:\n  filesystem:\n    rootdirectory: {folder / 'data'}\n"
             f"http:\n  addr: 127.0.0.1:{self.port}\n"
         )
-        self.process = subprocess.Popen(
+        self.process = start_server(
             [_sbin("docker-registry") or "docker-registry", "serve", str(config)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            self.port,
+            "docker-registry",
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__()
-                    raise RuntimeError("docker-registry did not start") from None
-                time.sleep(0.1)
+        return self
 
     def __exit__(self, *exc: object) -> None:
         from zenml_core.testing.processes import stop

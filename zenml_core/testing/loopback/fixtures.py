@@ -70,15 +70,15 @@ def workload_runner(request: pytest.FixtureRequest) -> Any:
     from zenml_core import __version__
     from zenml_core.docker import base_image, build_image
     from zenml_core.testing.loopback.docker_engine import (
-        REPO,
         build_wheels,
         ensure_base_image,
         serve_folder,
+        source_tree,
     )
 
     engine = request.getfixturevalue("docker_engine")
     ensure_base_image(engine)
-    wheelhouse = build_wheels(str(REPO / "plugins" / "zenml-gcp"))
+    wheelhouse = build_wheels(str(source_tree() / "plugins" / "zenml-gcp"))
     with serve_folder(wheelhouse) as url:
         build_image(
             WORKLOAD_IMAGE,
@@ -98,3 +98,22 @@ def loopback_kubernetes(workload_runner: Any) -> Iterator[Any]:
 
     with LoopbackKubernetes(workload_runner, namespaces=("default", "ml")) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def loopback_google(workload_runner: Any) -> Iterator[Any]:
+    """Compute Engine and Vertex AI on loopback whose VMs and custom jobs really run; give the
+    clients ``loopback_google.client_options()`` and ``AnonymousCredentials``."""
+    from zenml_core.testing.loopback.google import LoopbackGoogleCloud
+
+    with LoopbackGoogleCloud(workload_runner) as cloud:
+        yield cloud
+
+
+@pytest.fixture(scope="session")
+def s3_emulator() -> Iterator[Any]:
+    """S3 on loopback (moto's server); ``s3_emulator.client()`` is a boto3 client for it."""
+    from zenml_core.testing.loopback.s3 import S3Emulator
+
+    with S3Emulator() as emulator:
+        yield emulator

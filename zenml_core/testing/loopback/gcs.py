@@ -7,14 +7,9 @@ The emulator is stopped by the PID it was started with.
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
-from zenml_core.testing.processes import free_port, stop
+from zenml_core.testing.processes import console_script, free_port, start_server, stop
 
 
 class GCSEmulator:
@@ -26,27 +21,12 @@ class GCSEmulator:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> GCSEmulator:
-        executable = Path(sys.executable).with_name("gcp-storage-emulator")
-        command = str(executable) if executable.exists() else shutil.which("gcp-storage-emulator")
-        if command is None:
-            raise RuntimeError(
-                "gcp-storage-emulator is not installed: pip install gcp-storage-emulator"
-            )
-        self.process = subprocess.Popen(
+        command = console_script("gcp-storage-emulator", "gcp-storage-emulator")
+        self.process = start_server(
             [command, "start", "--host", "127.0.0.1", "--port", str(self.port), "--in-memory"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            self.port,
+            "gcp-storage-emulator",
         )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.__exit__()
-                    raise RuntimeError("gcp-storage-emulator did not start") from None
-                time.sleep(0.1)
         return self
 
     def environment(self) -> dict[str, str]:

@@ -25,7 +25,6 @@ import contextlib
 import datetime
 import re
 import secrets
-import threading
 import time
 import traceback
 import uuid
@@ -34,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zenml_core.testing.loopback.service import LoopbackService, background
 from zenml_core.testing.loopback.workloads import ImageNotFound, Runner, Running, Workload
-from zenml_core.testing.processes import free_port
 
 FAULTS = ("oom", "evicted", "image-pull")
 RESOURCES = ("batch/v1/jobs", "v1/pods", "v1/secrets", "v1/configmaps")
@@ -122,60 +121,29 @@ def _emulator_class() -> type:
     return Emulator
 
 
-class LoopbackKubernetes:
+class LoopbackKubernetes(LoopbackService):
     """``with LoopbackKubernetes(runner) as cluster:`` an API server at ``cluster.url``.
 
     Give clients ``cluster.write_kubeconfig(path)`` (context ``loopback``, no credentials).
     ``cluster.objects("batch/v1/jobs")`` and ``cluster.requests()`` are for assertions.
     """
 
+    title = "Kubernetes emulator"
+
     def __init__(self, runner: Runner, namespaces: tuple[str, ...] = ("default",)) -> None:
+        super().__init__()
         self.runner = runner
         self.namespaces = namespaces
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
         self._pod_faults: list[str] = []
         self._pods: dict[tuple[str, str], _PodRun] = {}
         self._started_jobs: set[str] = set()  # uids
         self._tasks: set[asyncio.Task[None]] = set()
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._stop: asyncio.Event | None = None
-        self._error: BaseException | None = None
         self.emulator: Any = None
 
-    # -- life cycle ------------------------------------------------------------------------
-
-    def __enter__(self) -> LoopbackKubernetes:
-        self._thread = threading.Thread(target=self._serve, name="loopback-kubernetes", daemon=True)
-        self._thread.start()
-        self._ready.wait(timeout=30)
-        if self._error is not None or not self._ready.is_set():
-            raise RuntimeError(f"the Kubernetes emulator did not start: {self._error}")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-        for pod in list(self._pods.values()):  # never leave a container behind
-            if pod.running is not None:
-                pod.running.kill()
-
-    def _serve(self) -> None:
-        try:
-            asyncio.run(self._main())
-        except BaseException as error:  # reported to __enter__
-            self._error = error
-            self._ready.set()
-
-    async def _main(self) -> None:
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
         import kmock
 
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
         emulator = _emulator_class()()
         emulator.seen = []  # (method, path, body) of every request
         emulator.faults = []  # [method, path, Status body, answers left]
@@ -206,12 +174,8 @@ class LoopbackKubernetes:
             emulator["get /version"] << version
             emulator["get /version/"] << version  # the python client's spelling
             emulator[kmock.subresource("log")] << self._serve_log
-            controller = asyncio.create_task(self._control())
-            self._ready.set()
-            await self._stop.wait()
-            controller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await controller
+            async with background(asyncio.create_task(self._control())):
+                yield
 
     def write_kubeconfig(self, path: str | Path, namespace: str = "default") -> Path:
         import yaml
@@ -244,12 +208,12 @@ class LoopbackKubernetes:
 
     def objects(self, resource: str, namespace: str | None = None) -> list[dict[str, Any]]:
         """Live objects of one resource (e.g. ``"batch/v1/jobs"``), as the API stores them."""
-        found: list[dict[str, Any]] = self._call(lambda: self._objects(resource, namespace))
+        found: list[dict[str, Any]] = self.call(lambda: self._objects(resource, namespace))
         return found
 
     def requests(self) -> list[tuple[str, str, Any]]:
         """Every request so far: (method, path, body)."""
-        seen: list[tuple[str, str, Any]] = self._call(lambda: list(self.emulator.seen))
+        seen: list[tuple[str, str, Any]] = self.call(lambda: list(self.emulator.seen))
         return seen
 
     def fail_next_pod(self, fault: str) -> None:
@@ -279,16 +243,7 @@ class LoopbackKubernetes:
         def install() -> None:
             self.emulator.faults.append([method.upper(), path, body, times])
 
-        self._call(install)
-
-    def _call(self, function: Any) -> Any:
-        """Run ``function`` in the emulator's loop (its state is only touched there)."""
-        assert self._loop is not None
-
-        async def wrapper() -> Any:
-            return function()
-
-        return asyncio.run_coroutine_threadsafe(wrapper(), self._loop).result(timeout=30)
+        self.call(install)
 
     # -- the API server's part ------------------------------------------------------------
 
@@ -573,6 +528,7 @@ class LoopbackKubernetes:
             if pod.fault == "image-pull":
                 raise ImageNotFound(f'Back-off pulling image "{workload.image}"')
             pod.running = await loop.run_in_executor(None, self.runner.start, workload)
+            self.workloads.append(pod.running)
         except ImageNotFound as error:
             self._set_pod_status(
                 pod, "Pending", {"waiting": {"reason": "ImagePullBackOff", "message": str(error)}}

@@ -1,0 +1,80 @@
+"""The loopback Compute Engine and Vertex AI run their workloads in containers of our image."""
+
+from __future__ import annotations
+
+import time
+
+import yaml
+
+from zenml_core.testing.loopback.fixtures import WORKLOAD_IMAGE
+
+
+def _until(predicate, timeout=120.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_a_custom_job_runs_in_a_container_of_our_image(loopback_google, monkeypatch):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform_v1
+
+    monkeypatch.setenv("NO_GCE_CHECK", "true")
+    jobs = aiplatform_v1.JobServiceClient(
+        credentials=AnonymousCredentials(),
+        transport="rest",
+        client_options=loopback_google.client_options(),
+    )
+    script = "import sys, zenml_core; print(sys.executable, zenml_core.__version__)"
+    job = jobs.create_custom_job(
+        parent="projects/p/locations/europe-west1",
+        custom_job={
+            "display_name": "where",
+            "job_spec": {"worker_pool_specs": [{
+                "machine_spec": {"machine_type": "n1-standard-4"}, "replica_count": 1,
+                "container_spec": {"image_uri": WORKLOAD_IMAGE, "command": ["python", "-c", script]},
+            }]},
+        },
+    )  # fmt: skip
+    _until(lambda: aiplatform_v1.JobState(jobs.get_custom_job(name=job.name).state).name
+           == "JOB_STATE_SUCCEEDED")  # fmt: skip
+    assert loopback_google.output(job.name).split()[0] == "/opt/zenml/bin/python"
+
+
+def test_a_preempted_vm_kills_its_container(loopback_google, monkeypatch):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import compute_v1
+
+    monkeypatch.setenv("NO_GCE_CHECK", "true")
+    instances = compute_v1.InstancesClient(
+        credentials=AnonymousCredentials(),
+        transport="rest",
+        client_options=loopback_google.client_options(),
+    )
+    declaration = {"spec": {"containers": [{
+        "image": WORKLOAD_IMAGE, "command": ["python", "-c"],
+        "args": ["import time; print('up', flush=True); time.sleep(300)"],
+    }]}}  # fmt: skip
+    instances.insert(
+        project="p",
+        zone="europe-west1-b",
+        instance_resource={
+            "name": "spot",
+            "metadata": {"items": [{"key": "gce-container-declaration", "value": yaml.safe_dump(declaration)}]},
+            "scheduling": {"preemptible": True},
+        },
+    )  # fmt: skip
+    link = instances.get(project="p", zone="europe-west1-b", instance="spot").self_link
+    _until(lambda: "up" in loopback_google.output(link))
+    loopback_google.preempt("p", "europe-west1-b", "spot")
+    _until(
+        lambda: (
+            instances.get(project="p", zone="europe-west1-b", instance="spot").status
+            == "TERMINATED"
+        )
+    )
+    assert loopback_google.output(link).endswith("workload exited with code 137\n")

@@ -1,0 +1,404 @@
+"""Compute Engine and Vertex AI REST endpoints on 127.0.0.1 that run what they are asked to run.
+
+The real clients talk to it with ``ClientOptions(api_endpoint=service.url)``, the REST
+transport and ``AnonymousCredentials`` (see :meth:`LoopbackGoogleCloud.client_options`):
+
+- ``compute_v1.InstancesClient``: insert, get, list, delete, stop, get_serial_port_output,
+  and zone operations. A VM's workload is its ``gce-container-declaration`` metadata (the
+  Container-Optimized OS convention: ``spec.containers[0]`` with image, command, args, env); it
+  runs while the VM is RUNNING, its output is the serial port, and the VM is TERMINATED when it
+  ends (``loopback-gce: workload exited with code N`` is the serial port's last line).
+- ``aiplatform_v1.JobServiceClient``: create, get, list, cancel and delete custom jobs. The
+  first worker pool's container spec runs; the job goes QUEUED, RUNNING, then SUCCEEDED,
+  FAILED (with Vertex's message for a non-zero exit) or CANCELLED.
+
+Faults on demand: :meth:`preempt` (a preemptible VM taken back, recorded as a
+``compute.instances.preempted`` zone operation, as Compute Engine does), :meth:`fail_requests`
+(429, 500, 403... in Google's error format), and cancelling a job through the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import itertools
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from zenml_core.testing.loopback.service import LoopbackService
+from zenml_core.testing.loopback.workloads import ImageNotFound, Runner, Running, Workload
+
+_COMPUTE = re.compile(
+    r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/(instances|operations)(?:/([^/:]+))?(?:/([a-zA-Z]+))?$"
+)
+_VERTEX = re.compile(
+    r"^/v1/projects/([^/]+)/locations/([^/]+)/customJobs(?:/([^/:]+))?(?::(cancel))?$"
+)
+_STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
+                 409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
+                 503: "UNAVAILABLE"}  # fmt: skip
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class _Execution:
+    """One VM's or job's workload."""
+
+    running: Running | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+    exit_code: int | None = None
+    stopped_because: str | None = None  # preempted, deleted, stopped, cancelled
+
+
+class LoopbackGoogleCloud(LoopbackService):
+    """``with LoopbackGoogleCloud(runner) as cloud:`` Compute Engine, Vertex AI at ``cloud.url``."""
+
+    title = "Google Cloud emulator"
+
+    def __init__(self, runner: Runner) -> None:
+        super().__init__()
+        self.runner = runner
+        self.instances: dict[tuple[str, str, str], dict[str, Any]] = {}  # (project, zone, name)
+        self.zone_operations: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.custom_jobs: dict[str, dict[str, Any]] = {}  # full resource name -> job
+        self._executions: dict[str, _Execution] = {}  # instance selfLink or job name
+        self._faults: list[list[Any]] = []  # [method, path regex, status, answers left]
+        self._seen: list[tuple[str, str, Any]] = []
+        self._ids = itertools.count(1000)
+
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[None]:
+        from aiohttp import web
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        try:
+            yield
+        finally:
+            await runner.cleanup()
+
+    # -- for clients and tests -------------------------------------------------------------
+
+    def client_options(self) -> Any:
+        from google.api_core.client_options import ClientOptions
+
+        return ClientOptions(api_endpoint=self.url)
+
+    def requests(self) -> list[tuple[str, str, Any]]:
+        """Every request so far: (method, path, JSON body or None)."""
+        return self.call(lambda: list(self._seen))
+
+    def fail_requests(self, method: str, path_pattern: str, status: int, times: int = 1) -> None:
+        """Answer ``status`` to the next ``times`` requests whose path matches the regex."""
+        self.call(
+            lambda: self._faults.append([method.upper(), re.compile(path_pattern), status, times])
+        )
+
+    def preempt(self, project: str, zone: str, name: str) -> None:
+        """Take a running preemptible VM back: its workload is killed, the VM TERMINATED."""
+
+        def take_back() -> None:
+            instance = self.instances[(project, zone, name)]
+            if not instance.get("scheduling", {}).get("preemptible"):
+                raise ValueError(f"instance {name} is not preemptible")
+            execution = self._executions.get(instance["selfLink"])
+            if execution is not None and execution.running is not None:
+                execution.stopped_because = "preempted"
+                execution.running.kill()
+            self._operation(project, zone, "compute.instances.preempted", instance)
+
+        self.call(take_back)
+
+    def output(self, name: str) -> str:
+        """What a VM's (selfLink) or a job's (resource name) workload printed; for an ended
+        VM workload, a last line with its exit code."""
+        execution = self._executions.get(name)
+        if execution is None or execution.running is None:
+            return ""
+        text = execution.running.output()
+        if name.startswith(self.url) and execution.exit_code is not None:
+            text += f"loopback-gce: workload exited with code {execution.exit_code}\n"
+        return text
+
+    # -- HTTP -------------------------------------------------------------------------------
+
+    async def _handle(self, request: Any) -> Any:
+        from aiohttp import web
+
+        body = await request.json() if request.can_read_body else None
+        self._seen.append((request.method, request.path, body))
+        for fault in self._faults:
+            if fault[0] == request.method and fault[1].search(request.path) and fault[3] > 0:
+                fault[3] -= 1
+                return _error(fault[2], f"injected fault: {fault[2]}")
+        try:
+            if match := _COMPUTE.match(request.path):
+                return await self._compute(request.method, body, *match.groups())
+            if match := _VERTEX.match(request.path):
+                return await self._vertex(request.method, body, *match.groups())
+        except _ApiError as error:
+            return _error(error.status, error.message)
+        return web.json_response({"error": {"code": 404, "message": "no such method"}}, status=404)
+
+    # -- Compute Engine ---------------------------------------------------------------------
+
+    async def _compute(
+        self,
+        method: str,
+        body: Any,
+        project: str,
+        zone: str,
+        collection: str,
+        name: str | None,
+        verb: str | None,
+    ) -> Any:
+        from aiohttp import web
+
+        if collection == "operations":
+            operations = self.zone_operations.get((project, zone), [])
+            if name is None:
+                return web.json_response({"items": operations})
+            for operation in operations:
+                if operation["name"] == name:
+                    return web.json_response(operation)
+            raise _ApiError(404, f"operation {name} not found")
+        key = (project, zone, name or "")
+        if method == "POST" and name is None:
+            return web.json_response(self._insert(project, zone, body or {}))
+        if method == "GET" and name is None:
+            items = [i for (p, z, _), i in self.instances.items() if (p, z) == (project, zone)]
+            return web.json_response({"items": items})
+        if key not in self.instances:
+            raise _ApiError(
+                404,
+                f"The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found",
+            )
+        instance = self.instances[key]
+        if method == "GET" and verb is None:
+            return web.json_response(instance)
+        if method == "GET" and verb == "serialPort":
+            return web.json_response({"contents": self.output(instance["selfLink"]), "start": "0"})
+        if method == "DELETE" or (method == "POST" and verb == "stop"):
+            self._stop_workload(
+                instance["selfLink"], "deleted" if method == "DELETE" else "stopped"
+            )
+            instance["status"] = "TERMINATED"
+            if method == "DELETE":
+                del self.instances[key]
+            kind = "delete" if method == "DELETE" else "stop"
+            return web.json_response(self._operation(project, zone, kind, instance))
+        raise _ApiError(400, f"{method} {verb or ''} is not supported here")
+
+    def _insert(self, project: str, zone: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body.get("name")
+        if not name or not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
+            raise _ApiError(400, f"Invalid value for field 'resource.name': '{name}'")
+        if (project, zone, name) in self.instances:
+            raise _ApiError(
+                409,
+                f"The resource 'projects/{project}/zones/{zone}/instances/{name}' already exists",
+            )
+        link = f"{self.url}/compute/v1/projects/{project}/zones/{zone}/instances/{name}"
+        instance = {
+            **body,
+            "id": str(next(self._ids)),
+            "kind": "compute#instance",
+            "status": "PROVISIONING",
+            "zone": f"{self.url}/compute/v1/projects/{project}/zones/{zone}",
+            "selfLink": link,
+            "creationTimestamp": _now(),
+        }
+        self.instances[(project, zone, name)] = instance
+        declaration = _container_declaration(body)
+        if declaration is None:
+            instance["status"] = "RUNNING"  # a VM with nothing declared just runs
+        else:
+            workload = Workload(
+                image=declaration.get("image", ""),
+                command=[*declaration.get("command", []), *declaration.get("args", [])],
+                env={e["name"]: str(e.get("value", "")) for e in declaration.get("env", [])},
+            )
+            asyncio.get_running_loop().create_task(self._run_vm(instance, workload))
+        return self._operation(project, zone, "insert", instance)
+
+    async def _run_vm(self, instance: dict[str, Any], workload: Workload) -> None:
+        execution = self._executions[instance["selfLink"]] = _Execution()
+        instance["status"] = "STAGING"
+        code = await self._execute(execution, workload)
+        if code is None:  # the image could not be pulled: the VM runs, the container never does
+            instance["status"] = "RUNNING"
+            return
+        instance["status"] = "TERMINATED"
+        instance["lastStopTimestamp"] = _now()
+
+    def _operation(
+        self, project: str, zone: str, kind: str, instance: dict[str, Any]
+    ) -> dict[str, Any]:
+        operation = {
+            "kind": "compute#operation",
+            "id": str(next(self._ids)),
+            "name": f"operation-{next(self._ids)}",
+            "operationType": kind,
+            "status": "DONE",
+            "progress": 100,
+            "targetLink": instance["selfLink"],
+            "targetId": instance["id"],
+            "zone": instance["zone"],
+            "insertTime": _now(),
+            "endTime": _now(),
+        }
+        self.zone_operations.setdefault((project, zone), []).append(operation)
+        return operation
+
+    # -- Vertex AI --------------------------------------------------------------------------
+
+    async def _vertex(
+        self,
+        method: str,
+        body: Any,
+        project: str,
+        location: str,
+        job_id: str | None,
+        verb: str | None,
+    ) -> Any:
+        from aiohttp import web
+
+        parent = f"projects/{project}/locations/{location}"
+        if method == "POST" and job_id is None:
+            return web.json_response(self._create_job(parent, body or {}))
+        if method == "GET" and job_id is None:
+            jobs = [j for n, j in self.custom_jobs.items() if n.startswith(parent + "/")]
+            return web.json_response({"customJobs": jobs})
+        name = f"{parent}/customJobs/{job_id}"
+        if name not in self.custom_jobs:
+            raise _ApiError(404, f"CustomJob {name} is not found.")
+        job = self.custom_jobs[name]
+        if method == "GET":
+            return web.json_response(job)
+        if method == "POST" and verb == "cancel":
+            if job["state"] in ("JOB_STATE_QUEUED", "JOB_STATE_PENDING", "JOB_STATE_RUNNING"):
+                job["state"] = "JOB_STATE_CANCELLING"
+                self._stop_workload(name, "cancelled")
+            return web.json_response({})
+        if method == "DELETE":
+            if job["state"] in ("JOB_STATE_RUNNING", "JOB_STATE_CANCELLING"):
+                raise _ApiError(400, "The CustomJob cannot be deleted while it is running.")
+            del self.custom_jobs[name]
+            return web.json_response({"name": f"{name}/operations/{next(self._ids)}", "done": True})
+        raise _ApiError(400, f"{method} {verb or ''} is not supported here")
+
+    def _create_job(self, parent: str, body: dict[str, Any]) -> dict[str, Any]:
+        pools = body.get("jobSpec", {}).get("workerPoolSpecs") or []
+        if not body.get("displayName") or not pools or "containerSpec" not in pools[0]:
+            raise _ApiError(400, "CustomJob needs a displayName and a worker pool with a container")
+        name = f"{parent}/customJobs/{next(self._ids)}"
+        job = {**body, "name": name, "state": "JOB_STATE_QUEUED", "createTime": _now()}
+        self.custom_jobs[name] = job
+        container = pools[0]["containerSpec"]
+        workload = Workload(
+            image=container.get("imageUri", ""),
+            command=[*container.get("command", []), *container.get("args", [])],
+            env={e["name"]: str(e.get("value", "")) for e in container.get("env", [])},
+        )
+        asyncio.get_running_loop().create_task(self._run_job(job, workload))
+        return job
+
+    async def _run_job(self, job: dict[str, Any], workload: Workload) -> None:
+        execution = self._executions[job["name"]] = _Execution()
+        job["state"] = "JOB_STATE_PENDING"
+        code = await self._execute(execution, workload, on_start=lambda: job.update(
+            state="JOB_STATE_RUNNING", startTime=_now()))  # fmt: skip
+        job["endTime"] = _now()
+        if execution.stopped_because == "cancelled":
+            job.update(state="JOB_STATE_CANCELLED", error={"code": 1, "message": "CANCELED"})
+        elif code is None:
+            job.update(
+                state="JOB_STATE_FAILED",
+                error={"code": 3, "message": f"Unable to pull image {workload.image}"},
+            )
+        elif code == 0:
+            job["state"] = "JOB_STATE_SUCCEEDED"
+        else:
+            job.update(
+                state="JOB_STATE_FAILED",
+                error={
+                    "code": 3,
+                    "message": f"The replica workerpool0-0 exited with a non-zero status of "
+                    f"{code}. To find out more about why your job exited please check the logs.",
+                },
+            )
+
+    # -- workloads ---------------------------------------------------------------------------
+
+    async def _execute(
+        self, execution: _Execution, workload: Workload, on_start: Any = None
+    ) -> int | None:
+        """Run a workload to its end; its exit code, or None if its image cannot be pulled."""
+        loop = asyncio.get_running_loop()
+        try:
+            execution.running = await loop.run_in_executor(None, self.runner.start, workload)
+        except ImageNotFound:
+            execution.done.set()
+            return None
+        self.workloads.append(execution.running)
+        if on_start is not None:
+            on_start()
+        for link, instance in ((i["selfLink"], i) for i in self.instances.values()):
+            if self._executions.get(link) is execution:
+                instance["status"] = "RUNNING"
+        code, _ = await loop.run_in_executor(None, execution.running.wait)
+        execution.exit_code = code
+        execution.done.set()
+        return code
+
+    def _stop_workload(self, name: str, because: str) -> None:
+        execution = self._executions.get(name)
+        if execution is not None and execution.running is not None and not execution.done.is_set():
+            execution.stopped_because = because
+            execution.running.kill()
+
+
+class _ApiError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def _error(status: int, message: str) -> Any:
+    """An error as Google's REST APIs send it (the clients raise the matching exception)."""
+    from aiohttp import web
+
+    return web.json_response(
+        {
+            "error": {
+                "code": status,
+                "message": message,
+                "status": _STATUS_NAMES.get(status, "UNKNOWN"),
+                "errors": [{"message": message, "domain": "global", "reason": "loopback"}],
+            }
+        },
+        status=status,
+    )
+
+
+def _container_declaration(instance: dict[str, Any]) -> dict[str, Any] | None:
+    import yaml
+
+    for item in instance.get("metadata", {}).get("items", []):
+        if item.get("key") == "gce-container-declaration":
+            spec = yaml.safe_load(item.get("value") or "") or {}
+            containers = spec.get("spec", {}).get("containers") or []
+            if not containers:
+                raise _ApiError(400, "gce-container-declaration declares no container")
+            return dict(containers[0])
+    return None
