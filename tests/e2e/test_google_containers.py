@@ -36,7 +36,9 @@ def test_a_custom_job_runs_in_a_container_of_our_image(loopback_google, monkeypa
             "display_name": "where",
             "job_spec": {"worker_pool_specs": [{
                 "machine_spec": {"machine_type": "n1-standard-4"}, "replica_count": 1,
-                "container_spec": {"image_uri": WORKLOAD_IMAGE, "command": ["python", "-c", script]},
+                "container_spec": {
+                    "image_uri": WORKLOAD_IMAGE, "command": ["python", "-c", script]
+                },
             }]},
         },
     )  # fmt: skip
@@ -64,7 +66,9 @@ def test_a_preempted_vm_kills_its_container(loopback_google, monkeypatch):
         zone="europe-west1-b",
         instance_resource={
             "name": "spot",
-            "metadata": {"items": [{"key": "gce-container-declaration", "value": yaml.safe_dump(declaration)}]},
+            "metadata": {"items": [
+                {"key": "gce-container-declaration", "value": yaml.safe_dump(declaration)}
+            ]},
             "scheduling": {"preemptible": True},
         },
     )  # fmt: skip
