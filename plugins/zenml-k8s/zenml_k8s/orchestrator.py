@@ -298,6 +298,16 @@ class KubernetesOrchestrator(BaseOrchestrator):
             cluster.delete_job(job_name)
             request.record_failure(f"interrupted (Ctrl-C): Job {job_name} deleted")
             raise
+        except _NotFound:  # gone between two looks: its TTL after it ended, or deleted
+            from zenml_core.exceptions import MetadataStoreError
+            from zenml_core.pipeline.engine import RUN_COMPLETED
+
+            try:
+                run = request.components.metadata_store.get_run(request.spec.run_id)
+                completed = run.status == RUN_COMPLETED
+            except MetadataStoreError:  # it never began
+                completed = False
+            failure = None if completed else f"Job {job_name} was deleted before the run finished"
         if failure is not None:
             request.record_failure(failure)
         return request.result()

@@ -1,4 +1,5 @@
-"""Compute Engine and Vertex AI REST endpoints on 127.0.0.1 that run what they are asked to run.
+"""Compute Engine, Vertex AI and Dataflow REST endpoints on 127.0.0.1 that run what they are
+asked to run.
 
 The real clients talk to it with ``ClientOptions(api_endpoint=service.url)``, the REST
 transport and ``AnonymousCredentials`` (see :meth:`LoopbackGoogleCloud.client_options`):
@@ -11,6 +12,13 @@ transport and ``AnonymousCredentials`` (see :meth:`LoopbackGoogleCloud.client_op
 - ``aiplatform_v1.JobServiceClient``: create, get, list, cancel and delete custom jobs. The
   first worker pool's container spec runs; the job goes QUEUED, RUNNING, then SUCCEEDED,
   FAILED (with Vertex's message for a non-zero exit) or CANCELLED.
+
+- Beam's ``DataflowRunner`` with ``--dataflow_endpoint=http://localhost:PORT`` (Beam rejects
+  127.0.0.1; see :meth:`LoopbackGoogleCloud.dataflow_endpoint`) and staging in local folders:
+  create, get, list, messages, and cancel (an update with ``requestedState``). The staged
+  pipeline really runs (:mod:`dataflow_worker`: Beam's portable FnApiRunner) in
+  ``dataflow_worker_image`` in place of Google's SDK harness image; the job goes PENDING,
+  RUNNING, then DONE, FAILED (the worker's last output as an error message) or CANCELLED.
 
 Faults on demand: :meth:`preempt` (a preemptible VM taken back, recorded as a
 ``compute.instances.preempted`` zone operation, as Compute Engine does), :meth:`fail_requests`
@@ -37,6 +45,9 @@ _COMPUTE = re.compile(
 _VERTEX = re.compile(
     r"^/v1/projects/([^/]+)/locations/([^/]+)/customJobs(?:/([^/:]+))?(?::(cancel))?$"
 )
+_DATAFLOW = re.compile(
+    r"^/v1b3/projects/([^/]+)/locations/([^/]+)/jobs(?:/([^/:]+))?(?:/(messages))?$"
+)
 _STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                  409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
                  503: "UNAVAILABLE"}  # fmt: skip
@@ -61,9 +72,11 @@ class LoopbackGoogleCloud(LoopbackService):
 
     title = "Google Cloud emulator"
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, dataflow_worker_image: str | None = None) -> None:
         super().__init__()
         self.runner = runner
+        self.dataflow_worker_image = dataflow_worker_image
+        self.dataflow_jobs: dict[str, dict[str, Any]] = {}  # job id -> job
         self.instances: dict[tuple[str, str, str], dict[str, Any]] = {}  # (project, zone, name)
         self.zone_operations: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.custom_jobs: dict[str, dict[str, Any]] = {}  # full resource name -> job
@@ -87,6 +100,11 @@ class LoopbackGoogleCloud(LoopbackService):
             await runner.cleanup()
 
     # -- for clients and tests -------------------------------------------------------------
+
+    @property
+    def dataflow_endpoint(self) -> str:
+        """For ``--dataflow_endpoint``: Beam accepts localhost, not 127.0.0.1."""
+        return f"http://localhost:{self.port}"
 
     def client_options(self) -> Any:
         from google.api_core.client_options import ClientOptions
@@ -145,6 +163,8 @@ class LoopbackGoogleCloud(LoopbackService):
                 return await self._compute(request.method, body, *match.groups())
             if match := _VERTEX.match(request.path):
                 return await self._vertex(request.method, body, *match.groups())
+            if match := _DATAFLOW.match(request.path):
+                return await self._dataflow(request.method, body, *match.groups())
         except _ApiError as error:
             return _error(error.status, error.message)
         return web.json_response({"error": {"code": 404, "message": "no such method"}}, status=404)
@@ -336,6 +356,95 @@ class LoopbackGoogleCloud(LoopbackService):
                     f"{code}. To find out more about why your job exited please check the logs.",
                 },
             )
+
+    # -- Dataflow -----------------------------------------------------------------------------
+
+    async def _dataflow(
+        self,
+        method: str,
+        body: Any,
+        project: str,
+        location: str,
+        job_id: str | None,
+        messages: str | None,
+    ) -> Any:
+        from aiohttp import web
+
+        if method == "POST" and job_id is None:
+            return web.json_response(self._submit(project, location, body or {}))
+        if method == "GET" and job_id is None:
+            jobs = [j for j in self.dataflow_jobs.values() if j["projectId"] == project]
+            return web.json_response({"jobs": jobs})
+        if job_id not in self.dataflow_jobs:
+            raise _ApiError(404, f"(job {job_id}) not found")
+        job = self.dataflow_jobs[job_id]
+        if messages:
+            return web.json_response({"jobMessages": job.get("_messages", [])})
+        if method == "GET":
+            return web.json_response({k: v for k, v in job.items() if not k.startswith("_")})
+        if method == "PUT":
+            # the client sends enums as numbers (enum-encoding=int): JOB_STATE_CANCELLED is 5
+            if (body or {}).get("requestedState") in ("JOB_STATE_CANCELLED", 5):
+                job["currentState"] = "JOB_STATE_CANCELLING"
+                self._stop_workload(f"dataflow/{job_id}", "cancelled")
+            return web.json_response({k: v for k, v in job.items() if not k.startswith("_")})
+        raise _ApiError(400, f"{method} is not supported here")
+
+    def _submit(self, project: str, location: str, body: dict[str, Any]) -> dict[str, Any]:
+        options = body.get("environment", {}).get("sdkPipelineOptions", {}).get("options", {})
+        staging = options.get("staging_location")
+        pools = body.get("environment", {}).get("workerPools") or [{}]
+        images = pools[0].get("sdkHarnessContainerImages") or [{}]
+        if not body.get("name") or not staging:
+            raise _ApiError(400, "a Dataflow job needs a name and a staging_location")
+        job_id = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d_%H_%M_%S-") + str(
+            next(self._ids)
+        )
+        job = {
+            **body,
+            "id": job_id,
+            "projectId": project,
+            "location": location,
+            "currentState": "JOB_STATE_PENDING",
+            "createTime": _now(),
+            "_messages": [],
+        }
+        self.dataflow_jobs[job_id] = job
+        workload = Workload(
+            image=self.dataflow_worker_image or images[0].get("containerImage", ""),
+            command=[
+                "python",
+                "-m",
+                "zenml_core.testing.loopback.dataflow_worker",
+                f"{staging.rstrip('/')}/pipeline.pb",
+            ],
+        )
+        asyncio.get_running_loop().create_task(self._run_dataflow(job, workload))
+        return {k: v for k, v in job.items() if not k.startswith("_")}
+
+    async def _run_dataflow(self, job: dict[str, Any], workload: Workload) -> None:
+        name = f"dataflow/{job['id']}"
+        execution = self._executions[name] = _Execution()
+        code = await self._execute(
+            execution, workload, on_start=lambda: job.update(currentState="JOB_STATE_RUNNING")
+        )
+        job["currentStateTime"] = _now()
+        if execution.stopped_because == "cancelled":
+            job["currentState"] = "JOB_STATE_CANCELLED"
+        elif code == 0:
+            job["currentState"] = "JOB_STATE_DONE"
+        else:
+            output = self.output(name).strip().splitlines()[-5:] if code is not None else []
+            text = "\n".join(output) or f"Unable to pull image {workload.image}"
+            job["_messages"].append(
+                {
+                    "id": str(next(self._ids)),
+                    "time": _now(),
+                    "messageImportance": "JOB_MESSAGE_ERROR",
+                    "messageText": f"Workflow failed. Causes: {text}",
+                }
+            )
+            job["currentState"] = "JOB_STATE_FAILED"
 
     # -- workloads ---------------------------------------------------------------------------
 
