@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -144,12 +145,13 @@ class SubprocessRunner:
         env = {"PATH": os.environ.get("PATH", ""), "HOME": workdir}
         env.update(self.extra_env)
         env.update(workload.env)
-        return _Child(command, env, workload.working_dir or workdir)
+        return _Child(command, env, workload.working_dir or workdir, scratch=workdir)
 
 
 class _Child:
-    def __init__(self, command: list[str], env: dict[str, str], cwd: str) -> None:
+    def __init__(self, command: list[str], env: dict[str, str], cwd: str, scratch: str) -> None:
         self._output = _Output()
+        self._scratch = scratch  # the pod's own folder: removed when it ends, as a pod's is
         try:
             self.process: subprocess.Popen[bytes] | None = subprocess.Popen(
                 command,
@@ -174,9 +176,11 @@ class _Child:
 
     def wait(self) -> tuple[int, bool]:
         if self.process is None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
             return 127, False
         code = self.process.wait()
         self._reader.join(timeout=10)
+        shutil.rmtree(self._scratch, ignore_errors=True)
         return (128 - code if code < 0 else code), False  # killed by signal N: 128+N, as a shell
 
     def kill(self) -> None:
