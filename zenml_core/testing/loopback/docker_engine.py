@@ -193,16 +193,30 @@ def _alive(pid: int) -> bool:
 
 
 def _debian_mirror() -> str:
-    """The Debian mirror apt already uses (the only one we may reach)."""
-    sources = [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]
+    """The Debian mirror apt already uses for bookworm (the only one we may reach)."""
+    sources = [Path("/etc/apt/sources.list")]
+    sources += sorted(Path("/etc/apt/sources.list.d").glob("*.list"))
+    sources += sorted(Path("/etc/apt/sources.list.d").glob("*.sources"))  # not *.disabled
     for source in sources:
         with contextlib.suppress(OSError):
-            for line in source.read_text().splitlines():
+            text = source.read_text()
+            # deb822 stanzas ("URIs: ...", "Suites: ...") and one-line "deb URI SUITE ..."
+            for stanza in text.split("\n\n"):
+                fields = dict(
+                    line.split(":", 1)
+                    for line in stanza.splitlines()
+                    if ":" in line and not line.startswith("#")
+                )
+                suites = fields.get("Suites", "").split()
+                for uri in fields.get("URIs", "").split():
+                    if DEBIAN_SUITE in suites and "debian" in uri and "security" not in uri:
+                        return uri
+            for line in text.splitlines():
                 words = line.split()
-                if line.startswith("URIs:") and "security" not in line:
-                    return words[1]
-                if words[:1] == ["deb"] and "security" not in line and "debian" in line:
-                    return next(w for w in words[1:] if "://" in w)
+                if words[:1] == ["deb"] and DEBIAN_SUITE in words and "security" not in line:
+                    uri = next((w for w in words[1:] if "://" in w), "")
+                    if "debian" in uri:
+                        return uri
     return "http://deb.debian.org/debian"
 
 
