@@ -20,6 +20,7 @@ from zenml_core.testing.loopback.docker_engine import (
     LocalRegistry,
     build_wheels,
     ensure_base_image,
+    ensure_os_image,
     serve_folder,
 )
 
@@ -38,6 +39,7 @@ def wheelhouse_url():
 
 
 def _run(engine, image: str, *command: str) -> str:
+    engine.client().images.get(image)  # present, or fail here: containers.run would pull it
     output = engine.client().containers.run(
         image, list(command), network_mode="host", remove=True, stderr=True
     )
@@ -45,6 +47,7 @@ def _run(engine, image: str, *command: str) -> str:
 
 
 def test_containers_reach_loopback_services_on_the_host_network(docker_engine, gcs_emulator):
+    ensure_os_image(docker_engine.client())  # made offline; never pulled
     script = f"import urllib.request; print(urllib.request.urlopen({gcs_emulator.url!r}).status)"
     assert _run(docker_engine, OS_IMAGE, "python3", "-c", script).strip() == "200"
 
