@@ -4,10 +4,12 @@ from pathlib import Path
 
 import pytest
 
+from zenml_core.testing.loopback.fixtures import docker_mode
+
 pytest_plugins = ["zenml_core.testing.fixtures"]
 
 # Containers on our own dockerd: only in the e2e nox session (ZENML_LOOPBACK_DOCKER=1)
-collect_ignore = [] if os.environ.get("ZENML_LOOPBACK_DOCKER", "") not in ("", "0") else ["e2e"]
+collect_ignore = [] if docker_mode() else ["e2e"]
 
 SUPPORT = Path(__file__).parent / "support"
 sys.path.insert(0, str(SUPPORT))  # step modules the tests (and their child processes) import
@@ -26,6 +28,5 @@ def project(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True, scope="session")
 def _code_cache(tmp_path_factory):
     """Child processes unpack code packages here, not in the user's home."""
-    import os
 
     os.environ["ZENML_CODE_CACHE"] = str(tmp_path_factory.mktemp("code-cache"))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
+from zenml_core.testing import wait_until
 from zenml_core.testing.loopback.google import LoopbackGoogleCloud
 from zenml_core.testing.loopback.workloads import SubprocessRunner
 
@@ -81,12 +80,7 @@ def test_a_cancelled_job_stops(cloud, tmp_path):
     pipeline = beam.Pipeline(options=_options(cloud, tmp_path, "slow"))
     pipeline | beam.Create([1]) | beam.Map(_slow)
     result = pipeline.run()
-    deadline = time.monotonic() + 60
-    while str(result.state) != "RUNNING" and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_until(lambda: str(result.state) == "RUNNING", timeout=60, what="the job to run")
     result.cancel()
-    (job_id,) = cloud.dataflow_jobs
-    deadline = time.monotonic() + 30
-    while cloud.dataflow_jobs[job_id]["currentState"] != "JOB_STATE_CANCELLED":
-        assert time.monotonic() < deadline, cloud.dataflow_jobs[job_id]["currentState"]
-        time.sleep(0.1)
+    (job,) = cloud.dataflow_jobs.values()
+    wait_until(lambda: job["currentState"] == "JOB_STATE_CANCELLED", what="the cancellation")

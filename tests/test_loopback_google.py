@@ -3,11 +3,10 @@ what they run, what they report, and the faults they inject."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import yaml
 
+from zenml_core.testing import wait_until
 from zenml_core.testing.loopback.google import LoopbackGoogleCloud
 from zenml_core.testing.loopback.workloads import SubprocessRunner
 
@@ -57,21 +56,11 @@ def _vm(name, script, preemptible=False, image=IMAGE):
     }
 
 
-def _until(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def test_a_vm_runs_its_declared_container_and_terminates(instances):
     script = "import os; print(os.environ['GREETING'], 'from the VM')"
     operation = instances.insert(project=PROJECT, zone=ZONE, instance_resource=_vm("vm-ok", script))
     assert operation.name.startswith("operation-")
-    _until(
+    wait_until(
         lambda: instances.get(project=PROJECT, zone=ZONE, instance="vm-ok").status == "TERMINATED"
     )
     serial = instances.get_serial_port_output(project=PROJECT, zone=ZONE, instance="vm-ok").contents
@@ -83,24 +72,25 @@ def test_a_vm_runs_its_declared_container_and_terminates(instances):
 
 
 def test_a_preempted_vm_is_terminated_and_says_so(cloud, instances):
+    from google.auth.credentials import AnonymousCredentials
     from google.cloud import compute_v1
 
     vm = _vm(
         "vm-spot", "import time; print('working', flush=True); time.sleep(60)", preemptible=True
     )
     instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm)
-    _until(
+    wait_until(
         lambda: (
             "working"
             in cloud.output(instances.get(project=PROJECT, zone=ZONE, instance="vm-spot").self_link)
         )
     )
     cloud.preempt(PROJECT, ZONE, "vm-spot")
-    _until(
+    wait_until(
         lambda: instances.get(project=PROJECT, zone=ZONE, instance="vm-spot").status == "TERMINATED"
     )
     operations = compute_v1.ZoneOperationsClient(
-        credentials=instances._transport._credentials,
+        credentials=AnonymousCredentials(),
         transport="rest",
         client_options=cloud.client_options(),
     ).list(project=PROJECT, zone=ZONE)
@@ -156,7 +146,7 @@ def test_a_custom_job_runs_its_container_and_succeeds(cloud, jobs):
         parent=f"projects/{PROJECT}/locations/{REGION}", custom_job=_custom_job(script)
     )
     assert job.name.startswith(f"projects/{PROJECT}/locations/{REGION}/customJobs/")
-    assert _until(lambda: _job_state(jobs, job.name) == JobState.JOB_STATE_SUCCEEDED)
+    wait_until(lambda: _job_state(jobs, job.name) == JobState.JOB_STATE_SUCCEEDED)
     assert cloud.output(job.name) == "epochs 3\n"
     spec = jobs.get_custom_job(name=job.name).job_spec.worker_pool_specs[0]
     assert spec.machine_spec.accelerator_count == 1  # the request arrived whole
@@ -169,7 +159,7 @@ def test_a_failing_custom_job_reports_vertex_s_message(jobs):
         parent=f"projects/{PROJECT}/locations/{REGION}",
         custom_job=_custom_job("raise SystemExit(4)"),
     )
-    _until(lambda: _job_state(jobs, job.name) == JobState.JOB_STATE_FAILED)
+    wait_until(lambda: _job_state(jobs, job.name) == JobState.JOB_STATE_FAILED)
     error = jobs.get_custom_job(name=job.name).error
     assert "exited with a non-zero status of 4" in error.message
 
@@ -181,10 +171,10 @@ def test_a_cancelled_custom_job_stops_its_container(cloud, jobs):
         parent=f"projects/{PROJECT}/locations/{REGION}",
         custom_job=_custom_job("import time; print('started', flush=True); time.sleep(60)"),
     )
-    _until(lambda: "started" in cloud.output(job.name))
+    wait_until(lambda: "started" in cloud.output(job.name))
     assert _job_state(jobs, job.name) == JobState.JOB_STATE_RUNNING
     jobs.cancel_custom_job(name=job.name)
-    assert _until(lambda: _job_state(jobs, job.name) == JobState.JOB_STATE_CANCELLED, timeout=10)
+    wait_until(lambda: _job_state(jobs, job.name) == JobState.JOB_STATE_CANCELLED, timeout=10)
 
 
 def test_an_image_that_cannot_be_pulled_fails_the_job(jobs):
@@ -194,7 +184,7 @@ def test_an_image_that_cannot_be_pulled_fails_the_job(jobs):
         parent=f"projects/{PROJECT}/locations/{REGION}",
         custom_job=_custom_job("pass", image="europe-docker.pkg.dev/x/missing:1"),
     )
-    _until(lambda: _job_state(jobs, job.name) == JobState.JOB_STATE_FAILED)
+    wait_until(lambda: _job_state(jobs, job.name) == JobState.JOB_STATE_FAILED)
     assert "Unable to pull image" in jobs.get_custom_job(name=job.name).error.message
 
 

@@ -12,6 +12,7 @@ import urllib.request
 
 import pytest
 
+from zenml_core.testing import wait_until
 from zenml_core.testing.loopback.kubernetes import LoopbackKubernetes
 from zenml_core.testing.loopback.workloads import SubprocessRunner
 
@@ -54,16 +55,6 @@ def _job(name, script, **spec):
     }
 
 
-def _wait_for(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def _condition(cluster, name):
     job = _request(cluster, "GET", f"{JOBS}/{name}")
     conditions = job.get("status", {}).get("conditions") or []
@@ -90,7 +81,7 @@ def test_a_job_runs_its_pod_with_secrets_resolved_and_completes(cluster):
     ]
     created = _request(cluster, "POST", JOBS, _job("ok", script, container={"env": env}))
     assert created["metadata"]["uid"]  # filled in as the API server does
-    condition = _wait_for(lambda: _condition(cluster, "ok"))
+    condition = wait_until(lambda: _condition(cluster, "ok"))
     assert condition["type"] == "Complete"
     (pod,) = _pods(cluster, "ok")
     assert pod["status"]["phase"] == "Succeeded"
@@ -102,7 +93,7 @@ def test_a_job_runs_its_pod_with_secrets_resolved_and_completes(cluster):
 
 def test_backoff_limit_retries_failed_pods_then_fails_the_job(cluster):
     _request(cluster, "POST", JOBS, _job("flaky", "raise SystemExit(3)", backoffLimit=1))
-    condition = _wait_for(lambda: _condition(cluster, "flaky"))
+    condition = wait_until(lambda: _condition(cluster, "flaky"))
     assert condition["reason"] == "BackoffLimitExceeded"
     pods = _pods(cluster, "flaky")
     assert len(pods) == 2
@@ -114,7 +105,7 @@ def test_backoff_limit_retries_failed_pods_then_fails_the_job(cluster):
 def test_the_active_deadline_kills_the_pod(cluster):
     job = _job("slow", "import time; time.sleep(60)", activeDeadlineSeconds=1, backoffLimit=0)
     _request(cluster, "POST", JOBS, job)
-    condition = _wait_for(lambda: _condition(cluster, "slow"), timeout=20)
+    condition = wait_until(lambda: _condition(cluster, "slow"), timeout=20)
     assert condition["reason"] == "DeadlineExceeded"
     (pod,) = _pods(cluster, "slow")
     assert pod["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
@@ -131,10 +122,10 @@ def test_deleting_a_job_kills_its_workload_and_collects_what_it_owned(cluster, t
             {"apiVersion": "batch/v1", "kind": "Job", "name": "doomed",
              "uid": created["metadata"]["uid"]}]}, "data": {},
     })  # fmt: skip
-    _wait_for(marker.exists)
+    wait_until(marker.exists)
     _request(cluster, "DELETE", f"{JOBS}/doomed")
-    _wait_for(lambda: cluster.objects("v1/secrets", "default") == [])
-    _wait_for(lambda: _pods(cluster, "doomed") == [])
+    wait_until(lambda: cluster.objects("v1/secrets", "default") == [])
+    wait_until(lambda: _pods(cluster, "doomed") == [])
     time.sleep(0.3)
     before = marker.stat().st_mtime
     time.sleep(0.5)
@@ -143,8 +134,8 @@ def test_deleting_a_job_kills_its_workload_and_collects_what_it_owned(cluster, t
 
 def test_finished_jobs_expire_after_their_ttl(cluster):
     _request(cluster, "POST", JOBS, _job("brief", "pass", ttlSecondsAfterFinished=1))
-    _wait_for(lambda: _condition(cluster, "brief"))
-    _wait_for(lambda: cluster.objects("batch/v1/jobs", "default") == [], timeout=10)
+    wait_until(lambda: _condition(cluster, "brief"))
+    wait_until(lambda: cluster.objects("batch/v1/jobs", "default") == [], timeout=10)
 
 
 @pytest.mark.parametrize(
@@ -171,7 +162,7 @@ def test_pods_that_cannot_start_wait_with_the_kubelets_reason(cluster, job_kwarg
         statuses = pods[0]["status"].get("containerStatuses") if pods else None
         return statuses and statuses[0]["state"].get("waiting")
 
-    assert _wait_for(waiting)["reason"] == reason
+    assert wait_until(waiting)["reason"] == reason
     assert _condition(cluster, "stuck") is None  # the Job itself stays active, as in Kubernetes
 
 
@@ -181,7 +172,7 @@ def test_pods_that_cannot_start_wait_with_the_kubelets_reason(cluster, job_kwarg
 def test_injected_pod_faults(cluster, fault, reason, code):
     cluster.fail_next_pod(fault)
     _request(cluster, "POST", JOBS, _job("hit", "import time; time.sleep(30)", backoffLimit=0))
-    assert _wait_for(lambda: _condition(cluster, "hit"), timeout=40)["type"] == "Failed"
+    assert wait_until(lambda: _condition(cluster, "hit"), timeout=40)["type"] == "Failed"
     (pod,) = _pods(cluster, "hit")
     terminated = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert (terminated["reason"], terminated["exitCode"]) == (reason, code)

@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from zenml_core import __version__
-from zenml_core.docker import base_image, build_image, push_image
+from zenml_core.docker import build_image, push_image
 from zenml_core.exceptions import ZenMLError
 from zenml_core.testing.loopback.docker_engine import (
     BASE_LABEL,
@@ -132,8 +132,3 @@ def test_pushing_where_no_registry_listens_is_a_clear_error(docker_engine, base)
     docker_engine.client().images.get(base).tag(tag)
     with pytest.raises(ZenMLError, match=r"pushing .* failed"):
         push_image(tag, client=docker_engine.client())
-
-
-def test_the_default_image_names_follow_the_version():
-    assert base_image() == f"zenmlcore/zenml-core:{__version__}"
-    assert base_image(gpu=True) == f"zenmlcore/zenml-core:{__version__}-gpu"

@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import yaml
 
+from zenml_core.testing import wait_until
 from zenml_core.testing.loopback.fixtures import WORKLOAD_IMAGE
-
-
-def _until(predicate, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("timed out")
 
 
 def test_a_custom_job_runs_in_a_container_of_our_image(loopback_google, monkeypatch):
@@ -42,8 +31,8 @@ def test_a_custom_job_runs_in_a_container_of_our_image(loopback_google, monkeypa
             }]},
         },
     )  # fmt: skip
-    _until(lambda: aiplatform_v1.JobState(jobs.get_custom_job(name=job.name).state).name
-           == "JOB_STATE_SUCCEEDED")  # fmt: skip
+    wait_until(lambda: aiplatform_v1.JobState(jobs.get_custom_job(name=job.name).state).name
+           == "JOB_STATE_SUCCEEDED", timeout=120)  # fmt: skip
     assert loopback_google.output(job.name).split()[0] == "/opt/zenml/bin/python"
 
 
@@ -73,12 +62,13 @@ def test_a_preempted_vm_kills_its_container(loopback_google, monkeypatch):
         },
     )  # fmt: skip
     link = instances.get(project="p", zone="europe-west1-b", instance="spot").self_link
-    _until(lambda: "up" in loopback_google.output(link))
+    wait_until(lambda: "up" in loopback_google.output(link), timeout=120)
     loopback_google.preempt("p", "europe-west1-b", "spot")
-    _until(
+    wait_until(
         lambda: (
             instances.get(project="p", zone="europe-west1-b", instance="spot").status
             == "TERMINATED"
-        )
+        ),
+        timeout=120,
     )
     assert loopback_google.output(link).endswith("workload exited with code 137\n")

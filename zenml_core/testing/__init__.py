@@ -6,6 +6,11 @@
 - ``zenml_core.testing.plugin_factory``: writes small real plugin distributions to build.
 """
 
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
 #: Modules a light import must not pull in (checked by tests, the conformance suite and bench/).
 HEAVY_MODULES = (
     "tensorflow",
@@ -43,3 +48,18 @@ def heavy_modules_imported(statement: str, *, env: dict[str, str] | None = None)
 
     new = modules_after(statement) - modules_after("pass")
     return sorted(m for m in new if any(m == h or m.startswith(h + ".") for h in HEAVY_MODULES))
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
+    """Poll ``predicate`` until it returns something truthy, and return that; fail after
+    ``timeout`` seconds (naming ``what``, or the predicate's last value)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or value!r}")
+        time.sleep(0.05)

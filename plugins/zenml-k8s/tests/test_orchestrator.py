@@ -18,6 +18,7 @@ import yaml
 
 from zenml_core import Pipeline
 from zenml_core.exceptions import ConfigError, StepFailedError, ZenMLError
+from zenml_core.testing import wait_until
 from zenml_core.testing.conformance import OrchestratorConformance
 from zenml_core.testing.loopback.fixtures import WORKLOAD_IMAGE, docker_mode
 from zenml_k8s.orchestrator import KubernetesOrchestrator
@@ -324,14 +325,12 @@ def test_without_waiting_the_run_is_submitted_and_finishes_on_its_own(
     result = _pipeline("k8s-nowait").run(backend=orchestrator, **stores)
     assert result.status == "submitted" and result.steps == {}
     store = stores["metadata_store"]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        runs = store.list_runs("k8s-nowait")
-        if runs and runs[0].status == "completed":
-            break
-        time.sleep(0.5)
-    assert store.list_runs("k8s-nowait")[0].run_id == result.run_id
-    assert store.list_runs("k8s-nowait")[0].status == "completed"
+    (run,) = wait_until(
+        lambda: [r for r in store.list_runs("k8s-nowait") if r.status == "completed"],
+        timeout=120,
+        what="the submitted run to complete",
+    )
+    assert run.run_id == result.run_id
 
 
 def test_finished_jobs_and_their_secret_go_after_the_ttl(
@@ -339,13 +338,8 @@ def test_finished_jobs_and_their_secret_go_after_the_ttl(
 ):
     orchestrator = KubernetesOrchestrator(**k8s_params, ttl_seconds_after_finished=1)
     _pipeline("k8s-ttl").run(backend=orchestrator, **stores)
-    deadline = time.monotonic() + 30
-    while loopback_kubernetes.objects(JOBS, "ml") and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(0.5)  # the garbage collector's next pass
-    assert loopback_kubernetes.objects(JOBS, "ml") == []
-    assert loopback_kubernetes.objects("v1/secrets", "ml") == []
-    assert loopback_kubernetes.objects("v1/pods", "ml") == []
+    for resource in (JOBS, "v1/secrets", "v1/pods"):  # the TTL, then the garbage collector
+        wait_until(lambda r=resource: loopback_kubernetes.objects(r, "ml") == [], what=resource)
 
 
 CTRL_C_SCRIPT = """

@@ -472,7 +472,7 @@ class _Cluster:
         ended = [p for p in pods if p.status.phase == "Failed"]
         if not ended:
             return f"Job {job_name}: {condition.reason}: {condition.message or 'no message'}"
-        pod = sorted(ended, key=lambda p: p.metadata.creation_timestamp or 0)[-1]
+        pod = max(ended, key=lambda p: str(p.metadata.creation_timestamp or ""))  # the last try
         name = pod.metadata.name
         if pod.status.reason == "Evicted":
             return f"pod {name}: Evicted: {pod.status.message or 'the node reclaimed resources'}"

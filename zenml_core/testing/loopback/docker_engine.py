@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from zenml_core._version import __version__
 from zenml_core.testing.processes import free_port, start_server
 
 DEBIAN_SUITE = "bookworm"  # python3 is 3.11 there, the line ml-metadata's wheels need
@@ -310,29 +311,6 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def _core_wheel(wheelhouse: Path) -> Path:
-    """Build zenml-core's wheel from the repository into the wheelhouse (replacing older)."""
-    with tempfile.TemporaryDirectory() as out:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "wheel",
-                "--quiet",
-                "--no-deps",
-                "-w",
-                out,
-                str(source_tree()),
-            ],
-            check=True,
-        )
-        (built,) = Path(out).glob("zenml_core-*.whl")
-        target = wheelhouse / built.name
-        shutil.copy2(built, target)
-    return target
-
-
 def _base_inputs() -> str:
     """What the base image is made of: it is rebuilt when one of these changes, our own code
     included, so containers always run the code under test."""
@@ -360,10 +338,11 @@ def ensure_base_image(engine: DockerEngine, tag: str | None = None) -> str:
             return tag
     os_image = ensure_os_image(client)
     root = source_tree()
-    wheelhouse = build_wheels(f"{root}[tensorflow]")
+    wheelhouse = build_wheels(f"{root}[tensorflow]")  # our own wheel is built afresh too
+    (core_wheel,) = wheelhouse.glob(f"zenml_core-{__version__}-*.whl")
     with tempfile.TemporaryDirectory() as context_dir:
         context = Path(context_dir)
-        shutil.copy2(_core_wheel(wheelhouse), context)
+        shutil.copy2(core_wheel, context)
         shutil.copy2(root / "constraints.txt", context)
         shutil.copy2(root / "docker" / "Dockerfile", context / "Dockerfile")
         with serve_folder(wheelhouse) as url:

@@ -77,6 +77,7 @@ class LoopbackGoogleCloud(LoopbackService):
         self.runner = runner
         self.dataflow_worker_image = dataflow_worker_image
         self.dataflow_jobs: dict[str, dict[str, Any]] = {}  # job id -> job
+        self.dataflow_messages: dict[str, list[dict[str, Any]]] = {}  # job id -> messages
         self.instances: dict[tuple[str, str, str], dict[str, Any]] = {}  # (project, zone, name)
         self.zone_operations: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.custom_jobs: dict[str, dict[str, Any]] = {}  # full resource name -> job
@@ -242,11 +243,7 @@ class LoopbackGoogleCloud(LoopbackService):
         if declaration is None:
             instance["status"] = "RUNNING"  # a VM with nothing declared just runs
         else:
-            workload = Workload(
-                image=declaration.get("image", ""),
-                command=[*declaration.get("command", []), *declaration.get("args", [])],
-                env={e["name"]: str(e.get("value", "")) for e in declaration.get("env", [])},
-            )
+            workload = _container_workload(declaration.get("image", ""), declaration)
             asyncio.get_running_loop().create_task(self._run_vm(instance, workload))
         return self._operation(project, zone, "insert", instance)
 
@@ -324,11 +321,7 @@ class LoopbackGoogleCloud(LoopbackService):
         job = {**body, "name": name, "state": "JOB_STATE_QUEUED", "createTime": _now()}
         self.custom_jobs[name] = job
         container = pools[0]["containerSpec"]
-        workload = Workload(
-            image=container.get("imageUri", ""),
-            command=[*container.get("command", []), *container.get("args", [])],
-            env={e["name"]: str(e.get("value", "")) for e in container.get("env", [])},
-        )
+        workload = _container_workload(container.get("imageUri", ""), container)
         asyncio.get_running_loop().create_task(self._run_job(job, workload))
         return job
 
@@ -379,15 +372,15 @@ class LoopbackGoogleCloud(LoopbackService):
             raise _ApiError(404, f"(job {job_id}) not found")
         job = self.dataflow_jobs[job_id]
         if messages:
-            return web.json_response({"jobMessages": job.get("_messages", [])})
+            return web.json_response({"jobMessages": self.dataflow_messages.get(job_id, [])})
         if method == "GET":
-            return web.json_response({k: v for k, v in job.items() if not k.startswith("_")})
+            return web.json_response(job)
         if method == "PUT":
             # the client sends enums as numbers (enum-encoding=int): JOB_STATE_CANCELLED is 5
             if (body or {}).get("requestedState") in ("JOB_STATE_CANCELLED", 5):
                 job["currentState"] = "JOB_STATE_CANCELLING"
                 self._stop_workload(f"dataflow/{job_id}", "cancelled")
-            return web.json_response({k: v for k, v in job.items() if not k.startswith("_")})
+            return web.json_response(job)
         raise _ApiError(400, f"{method} is not supported here")
 
     def _submit(self, project: str, location: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -407,7 +400,6 @@ class LoopbackGoogleCloud(LoopbackService):
             "location": location,
             "currentState": "JOB_STATE_PENDING",
             "createTime": _now(),
-            "_messages": [],
         }
         self.dataflow_jobs[job_id] = job
         workload = Workload(
@@ -420,7 +412,7 @@ class LoopbackGoogleCloud(LoopbackService):
             ],
         )
         asyncio.get_running_loop().create_task(self._run_dataflow(job, workload))
-        return {k: v for k, v in job.items() if not k.startswith("_")}
+        return job
 
     async def _run_dataflow(self, job: dict[str, Any], workload: Workload) -> None:
         name = f"dataflow/{job['id']}"
@@ -436,7 +428,7 @@ class LoopbackGoogleCloud(LoopbackService):
         else:
             output = self.output(name).strip().splitlines()[-5:] if code is not None else []
             text = "\n".join(output) or f"Unable to pull image {workload.image}"
-            job["_messages"].append(
+            self.dataflow_messages.setdefault(job["id"], []).append(
                 {
                     "id": str(next(self._ids)),
                     "time": _now(),
@@ -497,6 +489,15 @@ def _error(status: int, message: str) -> Any:
             }
         },
         status=status,
+    )
+
+
+def _container_workload(image: str, spec: dict[str, Any]) -> Workload:
+    """A container spec as both APIs write it: command, args, env as name/value pairs."""
+    return Workload(
+        image=image,
+        command=[*spec.get("command", []), *spec.get("args", [])],
+        env={e["name"]: str(e.get("value", "")) for e in spec.get("env", [])},
     )
 
 

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from zenml_core.testing.loopback.workloads import Running
 from zenml_core.testing.processes import free_port
@@ -37,13 +37,12 @@ class LoopbackService(abc.ABC):
     def serving(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Start serving on ``self.port`` (inside the loop); stop when the context exits."""
 
-    def __enter__(self: T) -> T:
-        service: Any = self
-        service._thread = threading.Thread(target=service._serve, name=service.title, daemon=True)
-        service._thread.start()
-        service._ready.wait(timeout=30)
-        if service._error is not None or not service._ready.is_set():
-            raise RuntimeError(f"the {service.title} did not start: {service._error}")
+    def __enter__(self) -> Self:
+        self._thread = threading.Thread(target=self._serve, name=self.title, daemon=True)
+        self._thread.start()
+        self._ready.wait(timeout=30)
+        if self._error is not None or not self._ready.is_set():
+            raise RuntimeError(f"the {self.title} did not start: {self._error}")
         return self
 
     def __exit__(self, *exc: object) -> None:
