@@ -46,6 +46,7 @@ def test_python_and_yaml_round_trip(project):
         "inputs": {"x": "produce.output"},
         "backend": None,
         "enable_cache": False,
+        "settings": {},
     }
     again = Pipeline.from_yaml(text)
     assert again.to_yaml() == text

@@ -9,7 +9,7 @@ from zenml_core.backends.base import BaseOrchestrator, BaseProcessingBackend, Ba
 from zenml_core.exceptions import ConfigError
 
 if TYPE_CHECKING:
-    from zenml_core.pipeline.engine import RunRequest, RunResult, StepRequest
+    from zenml_core.backends.request import RunRequest, RunResult, StepRequest
 
 #: Beam runners that execute on this machine without downloading anything. Beam's default
 #: DirectRunner first tries to fetch a Prism binary from the internet, so it is never implied.

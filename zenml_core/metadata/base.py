@@ -6,13 +6,8 @@ import abc
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from zenml_core.backends.states import State
 from zenml_core.component import BaseComponent
-
-# Step states, as recorded and shown.
-RUNNING = "running"
-COMPLETED = "completed"
-FAILED = "failed"
-CACHED = "cached"
 
 
 @dataclass(frozen=True)
@@ -29,7 +24,7 @@ class ArtifactRecord:
 class StepRecord:
     execution_id: int
     step: str
-    state: str
+    state: State
     cache_key: str
     backend: str
     started_at: float | None = None
@@ -45,11 +40,13 @@ class StepRecord:
 class RunRecord:
     run_id: str
     pipeline: str
-    status: str
+    status: State
     started_at: float | None
     ended_at: float | None
     orchestrator: str
     error: str = ""
+    #: the kind of infrastructure failure that ended the run (OOM, preempted...), if any
+    failure: str = ""
     steps: list[StepRecord] = field(default_factory=list)
 
 
@@ -100,7 +97,9 @@ class BaseMetadataStore(BaseComponent, abc.ABC):
         """Record a run as running, in the pipeline's context."""
 
     @abc.abstractmethod
-    def end_run(self, run_id: str, status: str, error: str = "") -> None: ...
+    def end_run(self, run_id: str, status: str, error: str = "", failure: str = "") -> None:
+        """Record how a run ended; ``failure`` is the kind of infrastructure failure that
+        ended it, when one did (``zenml_core.backends.remote.FailureKind``)."""
 
     @abc.abstractmethod
     def completed_executions(self, pipeline: str) -> dict[str, StepRecord]:

@@ -19,13 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from zenml_core.backends.states import State
 from zenml_core.component import secret_field
 from zenml_core.exceptions import ConfigError, MetadataStoreError
 from zenml_core.metadata.base import (
-    CACHED,
-    COMPLETED,
-    FAILED,
-    RUNNING,
     ArtifactRecord,
     BaseMetadataStore,
     CachedStep,
@@ -44,7 +41,12 @@ ARTIFACT_TYPE = "zenml.Artifact"
 
 T = TypeVar("T")
 
-_STATE_TO_MLMD = {RUNNING: "RUNNING", COMPLETED: "COMPLETE", FAILED: "FAILED", CACHED: "CACHED"}
+_STATE_TO_MLMD = {
+    State.RUNNING: "RUNNING",
+    State.COMPLETED: "COMPLETE",
+    State.FAILED: "FAILED",
+    State.CACHED: "CACHED",
+}
 _MLMD_TO_STATE = {v: k for k, v in _STATE_TO_MLMD.items()}
 # SQLite answers "database is locked" while another process writes; these are worth a retry.
 _TRANSIENT = (
@@ -105,7 +107,7 @@ class MLMDMetadataStore(BaseMetadataStore):
             ) from error
         types: dict[str, Any] = {}
         run_type = pb.ContextType(name=RUN_TYPE)
-        for key in ("pipeline", "status", "orchestrator", "error", "spec"):
+        for key in ("pipeline", "status", "orchestrator", "error", "failure", "spec"):
             run_type.properties[key] = pb.STRING
         # seconds as doubles: MLMD's MySQL int column is 32-bit, too small for milliseconds
         for key in ("started_at", "ended_at"):
@@ -203,7 +205,7 @@ class MLMDMetadataStore(BaseMetadataStore):
             pid = pipeline_context.id
             run = pb.Context(type_id=types["run"], name=run_id)
             run.properties["pipeline"].string_value = pipeline
-            run.properties["status"].string_value = RUNNING
+            run.properties["status"].string_value = State.RUNNING.value
             run.properties["orchestrator"].string_value = orchestrator
             run.properties["spec"].string_value = json.dumps(spec, sort_keys=True)
             run.properties["started_at"].double_value = _now()
@@ -214,11 +216,12 @@ class MLMDMetadataStore(BaseMetadataStore):
 
         self._call(write)
 
-    def end_run(self, run_id: str, status: str, error: str = "") -> None:
+    def end_run(self, run_id: str, status: str, error: str = "", failure: str = "") -> None:
         def write(store: Any) -> None:
             run = self._contexts_of_run(store, run_id)[1]
-            run.properties["status"].string_value = status
+            run.properties["status"].string_value = str(status)
             run.properties["error"].string_value = error
+            run.properties["failure"].string_value = str(failure)
             run.properties["ended_at"].double_value = _now()
             store.put_contexts([run])
 
@@ -536,7 +539,7 @@ def _step_record(execution: Any) -> StepRecord:
     return StepRecord(
         execution_id=execution.id,
         step=_read(p, "step", "string_value"),
-        state=_MLMD_TO_STATE.get(state_name, state_name.lower()),
+        state=_MLMD_TO_STATE.get(state_name, State.FAILED),
         cache_key=_read(p, "cache_key", "string_value"),
         backend=_read(p, "backend", "string_value"),
         started_at=_seconds(_read(p, "started_at", "double_value")),
@@ -547,16 +550,24 @@ def _step_record(execution: Any) -> StepRecord:
     )
 
 
+def _state(value: str) -> State:
+    try:
+        return State(value)
+    except ValueError:  # a state this release does not know is not shown as still running
+        return State.FAILED
+
+
 def _run_record(context: Any) -> RunRecord:
     p = context.properties
     return RunRecord(
         run_id=context.name,
         pipeline=_read(p, "pipeline", "string_value"),
-        status=_read(p, "status", "string_value"),
+        status=_state(_read(p, "status", "string_value")),
         started_at=_seconds(_read(p, "started_at", "double_value")),
         ended_at=_seconds(_read(p, "ended_at", "double_value")),
         orchestrator=_read(p, "orchestrator", "string_value"),
         error=_read(p, "error", "string_value"),
+        failure=_read(p, "failure", "string_value"),
     )
 
 

@@ -17,264 +17,47 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from zenml_core.artifacts.base import BaseArtifactStore
-from zenml_core.backends.base import BaseOrchestrator, BaseProcessingBackend, BaseTrainingBackend
+from zenml_core.backends.base import BaseProcessingBackend, BaseTrainingBackend
+from zenml_core.backends.request import (
+    COMPONENT_KINDS,
+    Components,
+    Progress,
+    RunRequest,
+    RunResult,
+    StepRequest,
+    StepResult,
+)
+from zenml_core.backends.states import State
 from zenml_core.component import BaseComponent
 from zenml_core.exceptions import ConfigError, PipelineError, StepFailedError
-from zenml_core.metadata.base import (
-    CACHED,
-    COMPLETED,
-    FAILED,
-    RUNNING,
-    ArtifactRecord,
-    BaseMetadataStore,
-    CachedStep,
-    StepRecord,
-    StepStart,
-)
+from zenml_core.metadata.base import ArtifactRecord, CachedStep, StepRecord, StepStart
 from zenml_core.pipeline import materializers
 from zenml_core.pipeline.context import StepContext
 from zenml_core.pipeline.spec import PipelineSpec, RunSpec, StepSpec
 from zenml_core.pipeline.step import Step
 
-SKIPPED = "skipped"
-#: the components every run has, one of each
-COMPONENT_KINDS = ("orchestrator", "processing", "training", "metadata_store", "artifact_store")
-RUN_RUNNING, RUN_COMPLETED, RUN_FAILED = "running", "completed", "failed"
-#: a run handed to a remote backend that was asked not to wait for it
-RUN_SUBMITTED = "submitted"
-
-#: progress callback: (event, step name, detail); events: start, completed, cached, failed,
-#: skipped
-Progress = Callable[[str, str, str], None]
+__all__ = [
+    "COMPONENT_KINDS",
+    "Components",
+    "Engine",
+    "Progress",
+    "RunRequest",
+    "RunResult",
+    "StepRequest",
+    "StepResult",
+    "StepScheduler",
+    "new_run_id",
+]
 
 
 def new_run_id(pipeline: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{pipeline}-{stamp}-{uuid.uuid4().hex[:6]}"
-
-
-@dataclass
-class StepResult:
-    name: str
-    state: str
-    outputs: dict[str, ArtifactRecord] = field(default_factory=dict)
-    seconds: float = 0.0
-    error: str = ""
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    pipeline: str
-    status: str
-    steps: dict[str, StepResult]
-    artifact_store: BaseArtifactStore
-    metadata_store: BaseMetadataStore
-
-    @classmethod
-    def from_metadata(
-        cls, run_id: str, metadata: BaseMetadataStore, artifacts: BaseArtifactStore
-    ) -> RunResult:
-        """The result of a run that executed elsewhere, as its metadata recorded it."""
-        run = metadata.get_run(run_id)
-        steps = {
-            s.step: StepResult(
-                s.step,
-                s.state,
-                s.outputs,
-                (s.ended_at - s.started_at) if s.started_at and s.ended_at else 0.0,
-                s.error,
-            )
-            for s in run.steps
-        }
-        return cls(run_id, run.pipeline, run.status, steps, artifacts, metadata)
-
-    def load(self, step: str, output: str = "output") -> Any:
-        """The value of one output, read back from the artifact store."""
-        record = self.steps[step].outputs[output]
-        with self.artifact_store.reader(record.uri) as folder:
-            value = materializers.by_name(record.data_type).load(folder)
-        return value
-
-
-@dataclass
-class Components:
-    """The run's components, built from the spec's configs (defaults filled in)."""
-
-    orchestrator: BaseOrchestrator
-    processing: BaseProcessingBackend
-    training: BaseTrainingBackend
-    metadata_store: BaseMetadataStore
-    artifact_store: BaseArtifactStore
-
-    @classmethod
-    def of(
-        cls, pipeline: PipelineSpec, given: dict[str, BaseComponent] | None = None
-    ) -> Components:
-        """Objects given in-process win (they still hold secrets); then the spec's configs;
-        then the project's defaults."""
-        from zenml_core.kinds import KINDS
-        from zenml_core.repository import default_components
-
-        configs = default_components() | pipeline.components
-        built: dict[str, Any] = {}
-        for kind in COMPONENT_KINDS:
-            if given and kind in given:
-                built[kind] = given[kind]
-                continue
-            config = configs[kind]
-            if config.get("kind", kind) != kind:
-                raise ConfigError(f"Component {kind!r} is configured as a {config['kind']!r}.")
-            built[kind] = KINDS[kind][1].from_config({**config, "kind": kind})
-        return cls(**built)
-
-    def configs(self) -> dict[str, dict[str, Any]]:
-        return {
-            kind: getattr(self, kind).to_config()
-            for kind in (
-                "orchestrator",
-                "processing",
-                "training",
-                "metadata_store",
-                "artifact_store",
-            )
-        }
-
-
-@dataclass
-class RunRequest:
-    """What an orchestrator gets: the spec, and ways to run it here or elsewhere."""
-
-    spec: RunSpec
-    components: Components
-    step_classes: dict[str, type[Step]] | None = None
-    progress: Progress | None = None
-
-    def execute(self, parallelism: int = 1) -> RunResult:
-        """Run the whole pipeline in this process."""
-        return Engine(self, parallelism).run()
-
-    def publish_spec(self) -> str:
-        """Put the spec in the artifact store (once); returns the location for ``command``."""
-        from zenml_core.pipeline.runner import publish_spec
-
-        return publish_spec(self.spec, self.components.artifact_store)
-
-    def command(self, spec_location: str) -> list[str]:
-        """The command a remote orchestrator runs, given where it put the spec."""
-        return ["python", "-m", "zenml_core", "run", "--spec", spec_location]
-
-    def secret_environment(self) -> dict[str, str]:
-        """Secrets the remote process needs, as environment variables: ship them through the
-        backend's secret store (a Kubernetes Secret, Secret Manager), never in plain specs."""
-        environment: dict[str, str] = {}
-        for kind in ("metadata_store", "artifact_store", "processing", "training"):
-            environment.update(getattr(self.components, kind).secret_environment())
-        return environment
-
-    def require_shared_stores(self, where: str) -> None:
-        """Raise ``ConfigError`` unless the run's stores can be reached from ``where`` (a pod,
-        a VM): stores on this machine's disk cannot. Remote backends call this first."""
-        problems = []
-        artifacts, metadata = self.components.artifact_store, self.components.metadata_store
-        if artifacts.MACHINE_LOCAL:
-            problems.append(
-                f"the artifact store {artifacts.root!r} is a folder on this machine: use an "
-                "object store, e.g. artifact_store: gs://BUCKET/zenml (pip install zenml-gcp)"
-            )
-        if metadata.MACHINE_LOCAL:
-            problems.append(
-                f"the metadata store ({type(metadata).__name__}) is a file on this machine: use "
-                "a MySQL metadata store that both this machine and the run can reach"
-            )
-        if problems:
-            raise ConfigError(f"A run on {where} cannot reach its stores: " + "; ".join(problems))
-
-    def record_failure(self, reason: str) -> None:
-        """Record that the run failed where it ran (a pod OOM-killed, an image that cannot be
-        pulled...), so the metadata store tells what the raised error tells. Steps it left
-        running are failed with the reason; a run that never started is recorded first."""
-        from zenml_core.exceptions import MetadataStoreError
-
-        store, run_id = self.components.metadata_store, self.spec.run_id
-        try:
-            run = store.get_run(run_id)
-        except MetadataStoreError:
-            orchestrator = self.spec.pipeline.components.get("orchestrator", {}).get("name")
-            store.begin_run(
-                self.spec.pipeline.name,
-                run_id,
-                orchestrator or self.components.orchestrator.to_config()["name"],
-                self.spec.to_dict(),
-            )
-            store.end_run(run_id, RUN_FAILED, reason)
-            return
-        for step in run.steps:
-            if step.state == RUNNING:
-                store.fail_step(run_id, step.execution_id, reason)
-        recorded = run.error if run.status == RUN_FAILED else ""
-        store.end_run(run_id, RUN_FAILED, f"{reason}; {recorded}" if recorded else reason)
-
-    def submitted(self) -> RunResult:
-        """The result of a run handed off without waiting: follow it with ``zenml runs show``."""
-        return RunResult(
-            self.spec.run_id,
-            self.spec.pipeline.name,
-            RUN_SUBMITTED,
-            {},
-            self.components.artifact_store,
-            self.components.metadata_store,
-        )
-
-    def result(self) -> RunResult:
-        """The run's result as recorded, once a remote process has executed it; raises
-        ``StepFailedError`` for a failed run, as a local run does."""
-        result = RunResult.from_metadata(
-            self.spec.run_id, self.components.metadata_store, self.components.artifact_store
-        )
-        if result.status != RUN_COMPLETED:
-            run = self.components.metadata_store.get_run(self.spec.run_id)
-            raise StepFailedError(
-                f"Run {self.spec.run_id} {result.status}: {run.error or 'no error recorded'}"
-            ).with_result(result)
-        return result
-
-
-@dataclass
-class StepRequest:
-    """What a training backend gets: one step to run, here or elsewhere."""
-
-    spec: RunSpec
-    step: str
-    execution_id: int
-    execute: Callable[[], None]
-    run: RunRequest
-
-    def publish_spec(self) -> str:
-        return self.run.publish_spec()
-
-    def secret_environment(self) -> dict[str, str]:
-        return self.run.secret_environment()
-
-    def command(self, spec_location: str) -> list[str]:
-        return [
-            "python",
-            "-m",
-            "zenml_core",
-            "step",
-            "--spec",
-            spec_location,
-            "--step",
-            self.step,
-            "--execution-id",
-            str(self.execution_id),
-        ]
 
 
 def cache_key(
@@ -292,6 +75,10 @@ def cache_key(
 
 
 class Engine:
+    """Executes one run: the DAG's bookkeeping (what is ready, what failed, what is skipped),
+    cache hits, and each step's lineage. ``run`` drives it in this process; ``StepScheduler``
+    lets an orchestrator drive it step by step."""
+
     def __init__(self, request: RunRequest, parallelism: int = 1) -> None:
         self.request = request
         self.spec = request.spec
@@ -308,8 +95,13 @@ class Engine:
         self.cached: list[CachedStep] = []
         self.lock = threading.Lock()
         self.previous: dict[str, StepRecord] = {}
-        self.waiting: dict[str, int] = {}
-        self.dependents: dict[str, list[str]] = {}
+        upstreams = {s.name: {a.split(".", 1)[0] for a in s.inputs.values()} for s in self.order}
+        self.waiting = {name: len(names) for name, names in upstreams.items()}
+        self.dependents: dict[str, list[str]] = {s.name: [] for s in self.order}
+        for name, names in upstreams.items():
+            for upstream in names:
+                self.dependents[upstream].append(name)
+        self.ready = deque(name for name, count in self.waiting.items() if count == 0)
         #: executions already recorded as running, together with their upstream's completion
         self.prestarted: dict[str, int] = {}
         self.backends: dict[str, BaseProcessingBackend | BaseTrainingBackend] = {}
@@ -318,98 +110,105 @@ class Engine:
     # -- the run -------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        self.begin()
+        failure: BaseException | None = None
+        try:
+            self._schedule()
+        except BaseException as error:  # KeyboardInterrupt included: record, then re-raise
+            failure = error
+        result, raised = self.end(failure)
+        if raised is not None:
+            raise raised
+        return result
+
+    def begin(self) -> None:
+        """Check every step and store, then record the run as running."""
         for step_spec in self.order:  # parameters and backends, before anything is written
             self.step_backend(step_spec)
         self.artifacts.check_access()
         self.metadata.check_access()
         if self.pipeline.enable_cache:
             self.previous = self.metadata.completed_executions(self.pipeline.name)
-        orchestrator = self.pipeline.components.get("orchestrator", {}).get("name")
         self.metadata.begin_run(
             self.pipeline.name,
             self.spec.run_id,
-            orchestrator or self.components.orchestrator.to_config()["name"],
+            self.request.orchestrator_name(),
             self.spec.to_dict(),
         )
-        failure: BaseException | None = None
-        try:
-            self._schedule()
-        except BaseException as error:  # KeyboardInterrupt included: record, then re-raise
-            failure = error
-        finally:
-            for execution_id in self.prestarted.values():  # unblocked, then another step failed
-                self.metadata.fail_step(
-                    self.spec.run_id, execution_id, "not run: another step of the run failed first"
-                )
-            self.metadata.record_cached(self.spec.run_id, self.cached)
-            failed = [r for r in self.results.values() if r.state == FAILED]
-            if failure is None and failed:
-                status, message = RUN_FAILED, f"step {failed[0].name!r} failed: {failed[0].error}"
-            elif failure is not None:
-                status, message = RUN_FAILED, f"{type(failure).__name__}: {failure}"
-            else:
-                status, message = RUN_COMPLETED, ""
-            self.metadata.end_run(self.spec.run_id, status, message)
+
+    def end(self, failure: BaseException | None) -> tuple[RunResult, BaseException | None]:
+        """Record how the run ended; returns its result and the error to raise, if any."""
+        for execution_id in self.prestarted.values():  # unblocked, then the run was stopped
+            self.metadata.fail_step(
+                self.spec.run_id, execution_id, "not run: the run was stopped first"
+            )
+        self.metadata.record_cached(self.spec.run_id, self.cached)
+        for name in self.pipeline_steps:
+            if name not in self.results:  # never reached: the run stopped before
+                self.results[name] = StepResult(name, State.SKIPPED)
+        failed = [r for r in self.results.values() if r.state == State.FAILED]
         if failure is not None:
-            raise failure
+            status, message = State.FAILED, f"{type(failure).__name__}: {failure}"
+        elif failed:
+            status = State.FAILED
+            message = f"step {failed[0].name!r} failed: {failed[0].error}"
+        else:
+            status, message = State.COMPLETED, ""
+        self.metadata.end_run(self.spec.run_id, status, message)
+        ordered = {name: self.results[name] for name in self.pipeline_steps}
         result = RunResult(
-            self.spec.run_id,
-            self.pipeline.name,
-            status,
-            dict(self.results),
-            self.artifacts,
-            self.metadata,
+            self.spec.run_id, self.pipeline.name, status, ordered, self.artifacts, self.metadata
         )
+        if failure is not None:
+            return result, failure
         if failed:
             first = failed[0]
-            raise StepFailedError(
+            return result, StepFailedError(
                 f"Step {first.name!r} of run {self.spec.run_id} failed: {first.error}\n"
                 "The run is recorded as failed; fix the step and run the pipeline again: "
                 "completed steps are reused from the cache."
             ).with_result(result)
-        return result
+        return result, None
+
+    def finish(self, name: str, result: StepResult) -> None:
+        """Take a step's end into account: its dependents become ready, or, if it failed,
+        they are skipped (steps that do not depend on it go on)."""
+        self.results[name] = result
+        if result.state == State.FAILED:
+            self._skip_dependents(name)
+            return
+        for dependent in self.dependents[name]:
+            self.waiting[dependent] -= 1
+            if self.waiting[dependent] == 0 and dependent not in self.results:
+                self.ready.append(dependent)
+
+    def _skip_dependents(self, name: str) -> None:
+        pending = list(self.dependents[name])
+        while pending:
+            dependent = pending.pop()
+            if dependent in self.results:
+                continue
+            self.results[dependent] = StepResult(dependent, State.SKIPPED)
+            self.progress(State.SKIPPED, dependent, f"{name!r} failed")
+            pending.extend(self.dependents[dependent])
 
     def _schedule(self) -> None:
-        """Run steps as their inputs become ready; after a failure, start nothing new."""
-        waiting = self.waiting = {
-            s.name: len({a.split(".", 1)[0] for a in s.inputs.values()}) for s in self.order
-        }
-        dependents = self.dependents = {s.name: [] for s in self.order}
-        for s in self.order:
-            for upstream in {a.split(".", 1)[0] for a in s.inputs.values()}:
-                dependents[upstream].append(s.name)
+        """Run steps in this process as their inputs become ready."""
         by_name = self.pipeline_steps
-        ready = deque(name for name, count in waiting.items() if count == 0)
-
-        def finish(name: str, result: StepResult) -> bool:
-            self.results[name] = result
-            if result.state == FAILED:
-                return False
-            for dependent in dependents[name]:
-                waiting[dependent] -= 1
-                if waiting[dependent] == 0:
-                    ready.append(dependent)
-            return True
-
-        healthy = True
         if self.parallelism == 1:  # in this thread: no hand-offs on the hot path
-            while ready and healthy:
-                name = ready.popleft()
-                healthy = finish(name, self._run_step(by_name[name]))
-        else:
-            running: dict[Future[StepResult], str] = {}
-            with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
-                while (ready and healthy) or running:
-                    while ready and healthy and len(running) < self.parallelism:
-                        name = ready.popleft()
-                        running[pool.submit(self._run_step, by_name[name])] = name
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        healthy = finish(running.pop(future), future.result()) and healthy
-        for name in by_name:
-            if name not in self.results:  # downstream of a failure
-                self.results[name] = StepResult(name, SKIPPED)
-                self.progress(SKIPPED, name, "an upstream step failed")
+            while self.ready:
+                name = self.ready.popleft()
+                self.finish(name, self._run_step(by_name[name]))
+            return
+        running: dict[Future[StepResult], str] = {}
+        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+            while self.ready or running:
+                while self.ready and len(running) < self.parallelism:
+                    name = self.ready.popleft()
+                    running[pool.submit(self._run_step, by_name[name])] = name
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    self.finish(running.pop(future), future.result())
 
     # -- one step ------------------------------------------------------------------------------
 
@@ -417,7 +216,10 @@ class Engine:
         if step_spec.name in self.backends:
             return self.backends[step_spec.name]
         step_class = self.classes[step_spec.name]
-        if step_spec.backend is not None:
+        given = self.request.step_backends.get(step_spec.name)
+        if given is not None:  # the object itself: it still holds its secrets
+            backend: BaseComponent = given
+        elif step_spec.backend is not None:
             backend = BaseComponent.from_config(step_spec.backend)
         elif step_class.STEP_KIND == "training":
             backend = self.components.training
@@ -434,7 +236,7 @@ class Engine:
         self.backends[step_spec.name] = backend
         return backend
 
-    def _inputs(self, step_spec: StepSpec) -> dict[str, ArtifactRecord]:
+    def inputs_of(self, step_spec: StepSpec) -> dict[str, ArtifactRecord]:
         inputs = {}
         for argument, address in step_spec.inputs.items():
             upstream, output = address.split(".", 1)
@@ -455,7 +257,7 @@ class Engine:
             return hit
         return None
 
-    def _backend_name(self, step_spec: StepSpec) -> str:
+    def backend_name(self, step_spec: StepSpec) -> str:
         name = self.backend_names.get(step_spec.name)
         if name is None:
             backend = self.step_backend(step_spec)
@@ -464,76 +266,112 @@ class Engine:
             )
         return name
 
-    def _run_step(self, step_spec: StepSpec) -> StepResult:
+    def reuse(
+        self, step_spec: StepSpec
+    ) -> tuple[dict[str, ArtifactRecord], str, StepResult | None]:
+        """The step's inputs and cache key, and its result if the cache already has it (the
+        hit is recorded with the run's end)."""
         started = time.perf_counter()
-        step_class = self.classes[step_spec.name]
-        backend = self.step_backend(step_spec)
-        backend_name = self._backend_name(step_spec)
-        inputs = self._inputs(step_spec)
-        key = cache_key(step_spec, step_class, inputs)
+        inputs = self.inputs_of(step_spec)
+        key = cache_key(step_spec, self.classes[step_spec.name], inputs)
         hit = self._cache_hit(step_spec, key)
-        if hit is not None:
-            with self.lock:
-                self.cached.append(
-                    CachedStep(
-                        step_spec.name,
-                        key,
-                        backend_name,
-                        step_spec.source,
-                        inputs,
-                        hit.outputs,
-                        hit.execution_id,
-                        time.time(),
-                    )
-                )
-            self.progress(CACHED, step_spec.name, "")
-            return StepResult(step_spec.name, CACHED, hit.outputs, time.perf_counter() - started)
-        self.progress("start", step_spec.name, backend_name)
+        if hit is None:
+            return inputs, key, None
+        cached = CachedStep(
+            step_spec.name,
+            key,
+            self.backend_name(step_spec),
+            step_spec.source,
+            inputs,
+            hit.outputs,
+            hit.execution_id,
+            time.time(),
+        )
+        with self.lock:
+            self.cached.append(cached)
+        self.progress(State.CACHED, step_spec.name, "")
+        return (
+            inputs,
+            key,
+            StepResult(step_spec.name, State.CACHED, hit.outputs, time.perf_counter() - started),
+        )
+
+    def start(self, step_spec: StepSpec, inputs: dict[str, ArtifactRecord], key: str) -> int:
+        """Record the step as running (unless its upstream's completion already did)."""
+        self.progress("start", step_spec.name, self.backend_name(step_spec))
         execution_id = self.prestarted.pop(step_spec.name, None)
         if execution_id is None:
             execution_id = self.metadata.start_step(
                 self.spec.run_id,
                 step_spec.name,
                 cache_key=key,
-                backend=backend_name,
+                backend=self.backend_name(step_spec),
                 source=step_spec.source,
                 inputs=inputs,
             )
-        outcome: dict[str, dict[str, ArtifactRecord]] = {}
+        return execution_id
+
+    def executor(
+        self,
+        step_spec: StepSpec,
+        inputs: dict[str, ArtifactRecord],
+        execution_id: int,
+        outcome: dict[str, dict[str, ArtifactRecord]],
+    ) -> Callable[[], None]:
+        """The step's code, run in this process, recording its outputs into ``outcome``."""
 
         def execute() -> None:
             published = execute_step(
-                self.spec, step_spec, step_class, inputs, execution_id, backend, self.artifacts
+                self.spec,
+                step_spec,
+                self.classes[step_spec.name],
+                inputs,
+                execution_id,
+                self.step_backend(step_spec),
+                self.artifacts,
             )
             outcome["outputs"] = self._complete(step_spec, execution_id, published)
 
+        return execute
+
+    def _run_step(self, step_spec: StepSpec) -> StepResult:
+        started = time.perf_counter()
+        backend = self.step_backend(step_spec)
+        inputs, key, cached = self.reuse(step_spec)
+        if cached is not None:
+            return cached
+        execution_id = self.start(step_spec, inputs, key)
+        outcome: dict[str, dict[str, ArtifactRecord]] = {}
+        execute = self.executor(step_spec, inputs, execution_id, outcome)
         try:
             if isinstance(backend, BaseTrainingBackend):
                 backend.run_step(
                     StepRequest(self.spec, step_spec.name, execution_id, execute, self.request)
                 )
                 if "outputs" not in outcome:  # it ran elsewhere: read what that process recorded
-                    outcome["outputs"] = self._recorded_outputs(execution_id)
+                    outcome["outputs"] = self.recorded_outputs(execution_id)
             else:
                 execute()
         except Exception as error:
             message = f"{type(error).__name__}: {error}"
-            recorded = self._recorded_error(execution_id) if "outputs" not in outcome else ""
+            recorded = self.recorded_error(execution_id) if "outputs" not in outcome else ""
             if recorded:  # the process that ran the step elsewhere said why: keep its words
                 message = recorded.splitlines()[0]
             else:
                 self.metadata.fail_step(
                     self.spec.run_id, execution_id, message + "\n" + traceback.format_exc(limit=-8)
                 )
-            self.progress(FAILED, step_spec.name, message)
-            return StepResult(step_spec.name, FAILED, {}, time.perf_counter() - started, message)
+            self.progress(State.FAILED, step_spec.name, message)
+            return StepResult(
+                step_spec.name, State.FAILED, {}, time.perf_counter() - started, message
+            )
         except KeyboardInterrupt:  # Ctrl-C: the step did not finish; say so, then stop the run
             if "outputs" not in outcome:
                 self.metadata.fail_step(self.spec.run_id, execution_id, "interrupted (Ctrl-C)")
             raise
         seconds = time.perf_counter() - started
-        self.progress(COMPLETED, step_spec.name, f"{seconds:.2f}s")
-        return StepResult(step_spec.name, COMPLETED, outcome["outputs"], seconds)
+        self.progress(State.COMPLETED, step_spec.name, f"{seconds:.2f}s")
+        return StepResult(step_spec.name, State.COMPLETED, outcome["outputs"], seconds)
 
     def _complete(
         self, step_spec: StepSpec, execution_id: int, published: dict[str, tuple[str, str, str]]
@@ -557,9 +395,7 @@ class Engine:
                 key = cache_key(dependent, self.classes[name], inputs)
                 if self._cache_hit(dependent, key) is None:
                     starts.append(
-                        StepStart(
-                            name, key, self._backend_name(dependent), dependent.source, inputs
-                        )
+                        StepStart(name, key, self.backend_name(dependent), dependent.source, inputs)
                     )
         records, ids = self.metadata.complete_and_start(
             self.spec.run_id, execution_id, published, starts
@@ -567,20 +403,139 @@ class Engine:
         self.prestarted.update({start.step: i for start, i in zip(starts, ids, strict=True)})
         return records
 
-    def _recorded_error(self, execution_id: int) -> str:
+    def recorded_step(self, execution_id: int) -> StepRecord | None:
         for step in self.metadata.get_run(self.spec.run_id).steps:
-            if step.execution_id == execution_id and step.state == FAILED:
-                return step.error
-        return ""
-
-    def _recorded_outputs(self, execution_id: int) -> dict[str, ArtifactRecord]:
-        run = self.metadata.get_run(self.spec.run_id)
-        for step in run.steps:
             if step.execution_id == execution_id:
-                if step.state != COMPLETED:
-                    raise StepFailedError(step.error or f"the step ended in state {step.state}")
-                return step.outputs
-        raise StepFailedError(f"execution {execution_id} recorded nothing")
+                return step
+        return None
+
+    def recorded_error(self, execution_id: int) -> str:
+        step = self.recorded_step(execution_id)
+        return step.error if step is not None and step.state == State.FAILED else ""
+
+    def recorded_outputs(self, execution_id: int) -> dict[str, ArtifactRecord]:
+        step = self.recorded_step(execution_id)
+        if step is None:
+            raise StepFailedError(f"execution {execution_id} recorded nothing")
+        if step.state != State.COMPLETED:
+            raise StepFailedError(step.error or f"the step ended in state {step.state}")
+        return step.outputs
+
+
+class StepScheduler:
+    """A run driven step by step by an orchestrator that runs each step somewhere of its own
+    (a Kubernetes Job, an Airflow task...). The core decides cache hits and records every
+    execution; the orchestrator launches ``python -m zenml_core step ...`` (``start(name)``
+    gives its ``StepRequest``) wherever it likes and reports back with ``finish``.
+
+    A step that fails skips the steps that depend on it; the others go on. Use it as a context
+    manager: entering records the run as running, leaving records how it ended (a step handed
+    out and never finished is failed with the reason the block ended).
+    """
+
+    def __init__(self, request: RunRequest) -> None:
+        self.request = request
+        self._engine = Engine(request)
+        self._ready: dict[str, tuple[dict[str, ArtifactRecord], str]] = {}  # inputs, cache key
+        self._running: dict[str, StepRequest] = {}
+        self._ended: tuple[RunResult, BaseException | None] | None = None
+
+    def __enter__(self) -> StepScheduler:
+        self._engine.begin()
+        return self
+
+    def __exit__(self, kind: Any, error: BaseException | None, trace: Any) -> None:
+        reason = (
+            "interrupted (Ctrl-C)"
+            if isinstance(error, KeyboardInterrupt)
+            else (
+                f"not finished: the orchestrator stopped ({type(error).__name__}: {error})"
+                if error is not None
+                else "not finished: the orchestrator stopped"
+            )
+        )
+        for step in list(self._running.values()):
+            self.finish(step, failure=reason)
+        self._ended = self._engine.end(error)
+
+    @property
+    def done(self) -> bool:
+        """Nothing is ready, nothing is running: the run has reached its end."""
+        return not self.ready() and not self._running
+
+    @property
+    def running(self) -> list[StepRequest]:
+        return list(self._running.values())
+
+    def ready(self) -> list[str]:
+        """Steps whose inputs are all there and that are not started yet, in pipeline order.
+        Steps the cache answers are recorded as cached and never appear here."""
+        engine = self._engine
+        while engine.ready:
+            name = engine.ready.popleft()
+            inputs, key, cached = engine.reuse(engine.pipeline_steps[name])
+            if cached is not None:
+                engine.finish(name, cached)
+            else:
+                self._ready[name] = (inputs, key)
+        return list(self._ready)
+
+    def start(self, name: str) -> StepRequest:
+        """Record a ready step as running; the request names its execution and its command."""
+        if name not in self.ready():
+            raise PipelineError(f"Step {name!r} is not ready to start; ready: {list(self._ready)}.")
+        engine = self._engine
+        step_spec = engine.pipeline_steps[name]
+        inputs, key = self._ready.pop(name)
+        execution_id = engine.start(step_spec, inputs, key)
+        outcome: dict[str, dict[str, ArtifactRecord]] = {}
+        request = StepRequest(
+            self.request.spec,
+            name,
+            execution_id,
+            engine.executor(step_spec, inputs, execution_id, outcome),
+            self.request,
+        )
+        self._running[name] = request
+        return request
+
+    def backend_of(self, step: StepRequest) -> BaseProcessingBackend | BaseTrainingBackend:
+        """The step's own processing or training backend (a training backend that runs
+        elsewhere, e.g. Vertex AI, must be handed the step: ``backend.run_step(step)``)."""
+        return self._engine.step_backend(self._engine.pipeline_steps[step.step])
+
+    def finish(self, step: StepRequest, failure: str | None = None) -> StepResult:
+        """The step's process has ended: take what it recorded. ``failure`` says why it ended
+        where the process could not say so itself (killed, out of memory...)."""
+        engine = self._engine
+        if step.step not in self._running:
+            raise PipelineError(f"Step {step.step!r} is not running.")
+        if failure is not None:
+            step.record_failure(failure)
+        record = engine.recorded_step(step.execution_id)
+        if record is not None and record.state == State.COMPLETED:
+            seconds = (record.ended_at or 0) - (record.started_at or 0)
+            result = StepResult(step.step, State.COMPLETED, record.outputs, max(seconds, 0.0))
+            engine.progress(State.COMPLETED, step.step, f"{result.seconds:.2f}s")
+        else:
+            if record is None or record.state == State.RUNNING:  # ended without a word
+                step.record_failure(failure or "the step's process ended without recording")
+                record = engine.recorded_step(step.execution_id)
+            error = (record.error if record else "") or failure or "no error recorded"
+            result = StepResult(step.step, State.FAILED, {}, 0.0, error.splitlines()[0])
+            engine.progress(State.FAILED, step.step, result.error)
+        del self._running[step.step]
+        engine.finish(step.step, result)
+        return result
+
+    def result(self) -> RunResult:
+        """The run's result once the block has ended; ``StepFailedError`` if a step failed."""
+        if self._ended is None:
+            raise PipelineError("The run has not ended: call result() after the with block.")
+        result, error = self._ended
+        if error is not None:
+            raise error
+        return result
 
 
 def execute_step(

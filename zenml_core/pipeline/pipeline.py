@@ -18,9 +18,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from zenml_core.backends.request import Components, Progress, RunRequest, RunResult
 from zenml_core.component import BaseComponent
 from zenml_core.exceptions import ConfigError, PipelineError
-from zenml_core.pipeline.engine import Components, Progress, RunRequest, RunResult, new_run_id
+from zenml_core.pipeline.engine import new_run_id
 from zenml_core.pipeline.spec import PipelineSpec, RunSpec, StepSpec
 from zenml_core.pipeline.step import Step
 
@@ -102,6 +103,7 @@ class Pipeline:
                     inputs={arg: ref.address for arg, ref in step.inputs.items()},
                     backend=step.backend.to_config() if step.backend is not None else None,
                     enable_cache=step.enable_cache,
+                    settings=dict(step.settings),
                 )
             )
         spec = PipelineSpec(
@@ -135,16 +137,26 @@ class Pipeline:
         # the same stores, not whatever that machine's defaults are
         spec.components = components.configs()
         run_spec = RunSpec(new_run_id(self.name), spec)
+        request = RunRequest(
+            run_spec,
+            components,
+            {s.name: type(s) for s in self.steps},
+            progress,
+            {s.name: s.backend for s in self.steps if s.backend is not None},
+        )
         step_backends = [
             s.backend or components.training for s in self.steps if s.STEP_KIND == "training"
         ]
+        # refusals come before anything is written: the code package included
+        components.orchestrator.preflight(request)
+        for training in {id(b): b for b in step_backends}.values():
+            training.preflight(request)
         if not all(b.RUNS_IN_PROCESS for b in [components.orchestrator, *step_backends]):
             # some step runs in another process, which needs the project's code
             from zenml_core.pipeline.code import package_code
             from zenml_core.pipeline.sources import source_root
 
             run_spec.code = package_code(source_root(), components.artifact_store)
-        request = RunRequest(run_spec, components, {s.name: type(s) for s in self.steps}, progress)
         return components.orchestrator.run(request)
 
     # -- YAML ----------------------------------------------------------------------------------
@@ -163,6 +175,7 @@ class Pipeline:
         for step_spec in spec.steps:
             step = classes[step_spec.name](**step_spec.params).with_name(step_spec.name)
             step.enable_cache = step_spec.enable_cache
+            step.settings = dict(step_spec.settings)
             if step_spec.backend is not None:
                 step.with_backend(BaseComponent.from_config(step_spec.backend))
             steps[step_spec.name] = step

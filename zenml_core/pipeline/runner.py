@@ -7,16 +7,9 @@ import os
 from pathlib import Path
 
 from zenml_core.artifacts.base import BaseArtifactStore
+from zenml_core.backends.request import Components, Progress, RunRequest, RunResult
 from zenml_core.exceptions import PipelineError
-from zenml_core.pipeline.engine import (
-    Components,
-    Engine,
-    Progress,
-    RunRequest,
-    RunResult,
-    execute_step,
-    load_step_classes,
-)
+from zenml_core.pipeline.engine import Engine, execute_step, load_step_classes
 from zenml_core.pipeline.spec import RunSpec
 
 SPEC_FILE = "spec.json"

@@ -29,6 +29,8 @@ class StepSpec:
     #: processing or training backend config, None for the pipeline's default
     backend: dict[str, Any] | None = None
     enable_cache: bool = True
+    #: the step's own settings for whoever runs it, e.g. {"resources": {"memory": "8Gi"}}
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -159,7 +161,9 @@ class RunSpec:
 def _step_from_dict(data: Any, index: int) -> StepSpec:
     _require_mapping(data, f"step #{index + 1}")
     where = f"step {data.get('name', f'#{index + 1}')!r}"
-    _check_keys(data, {"name", "source", "params", "inputs", "backend", "enable_cache"}, where)
+    _check_keys(
+        data, {"name", "source", "params", "inputs", "backend", "enable_cache", "settings"}, where
+    )
     name, source = data.get("name"), data.get("source")
     if not isinstance(name, str) or not _STEP_NAME.match(name):
         raise PipelineError(f"{where}: 'name' must be letters, digits, '_' or '-', got {name!r}.")
@@ -180,7 +184,16 @@ def _step_from_dict(data: Any, index: int) -> StepSpec:
     enable_cache = data.get("enable_cache", True)
     if not isinstance(enable_cache, bool):
         raise PipelineError(f"{where}: 'enable_cache' must be true or false.")
-    return StepSpec(name, source, dict(params), dict(inputs), backend, enable_cache)
+    settings = data.get("settings") or {}
+    _require_mapping(settings, f"{where} 'settings'")
+    if "resources" in settings:
+        from zenml_core.backends.remote import Resources
+
+        try:
+            Resources.from_dict(settings["resources"])
+        except ValueError as error:
+            raise PipelineError(f"{where}: {error}") from None
+    return StepSpec(name, source, dict(params), dict(inputs), backend, enable_cache, dict(settings))
 
 
 def _require_mapping(value: Any, what: str) -> None:

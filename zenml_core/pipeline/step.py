@@ -71,6 +71,8 @@ class Step:
         self.inputs: dict[str, OutputRef] = {}
         self.backend: Any = None
         self.enable_cache = True
+        #: for whoever runs the step (see ``with_resources``); travels in the run spec
+        self.settings: dict[str, Any] = {}
         self.connect(**arguments)
 
     # -- configuration -------------------------------------------------------------------------
@@ -113,6 +115,24 @@ class Step:
                 f"{expected.__name__}, got {type(backend).__name__}."
             )
         self.backend = backend
+        return self
+
+    def with_resources(
+        self,
+        *,
+        cpu: str | float | None = None,
+        memory: str | None = None,
+        gpus: int = 0,
+        gpu_type: str | None = None,
+    ) -> Step:
+        """What this step needs where it runs on its own (an orchestrator that runs each step
+        separately, e.g. ``KubernetesOrchestrator(per_step=True)``): CPUs (``2``, ``"500m"``),
+        memory (``"8Gi"``), GPUs and their type. Backends that run the whole pipeline in one
+        place use their own settings instead."""
+        from zenml_core.backends.remote import Resources
+
+        resources = Resources(cpu=cpu, memory=memory, gpus=gpus, gpu_type=gpu_type)
+        self.settings["resources"] = resources.to_dict()
         return self
 
     def with_name(self, name: str) -> Step:

@@ -1,10 +1,11 @@
-"""KubernetesOrchestrator: the whole pipeline run as one Kubernetes Job.
+"""KubernetesOrchestrator: a pipeline run as one Kubernetes Job, or each step as its own Job.
 
-The Job's pod runs ``python -m zenml_core run --spec URI`` in the chosen image: the run spec and
-the code package travel through the artifact store (no image rebuild per code change), and the
-pod writes the run's metadata to the shared metadata store. Secrets the stores need (the MySQL
-password) reach the pod through a Kubernetes Secret made for the run and referenced by name,
-never as values in the Job.
+Written on zenml-core's remote-run layer (``zenml_core.backends.remote``): the run spec and the
+code package travel through the artifact store, the Job's pod runs ``python -m zenml_core run
+--spec URI`` (or ``step ...``) in the chosen image and writes the run's metadata to the shared
+metadata store. Secrets the stores need (the MySQL password) reach the pod through a
+Kubernetes Secret made for the run and referenced by name, never as values in the Job. What
+this module holds is what is Kubernetes's own: manifests, API calls, and how a pod's end reads.
 
 The kubernetes client is imported only when a run starts.
 """
@@ -15,29 +16,39 @@ import base64
 import contextlib
 import hashlib
 import re
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from zenml_core.backends import BaseOrchestrator
+from zenml_core.backends.remote import (
+    Failure,
+    FailureKind,
+    InfrastructureFailure,
+    JobNotFound,
+    JobState,
+    JobStatus,
+    RemoteOrchestrator,
+    Resources,
+    SecretRef,
+    TransientError,
+    Workload,
+)
 from zenml_core.exceptions import ConfigError, ZenMLError
 
 if TYPE_CHECKING:
-    from zenml_core.pipeline.engine import RunRequest, RunResult
+    from zenml_core.backends import RunRequest, StepRequest
 
 MANAGED_BY = "zenml-core"
 CONTAINER = "zenml"
-#: waiting reasons a pod does not recover from by itself: fail the run instead of waiting
-STUCK_REASONS = (
-    "ErrImagePull",
-    "ImagePullBackOff",
-    "InvalidImageName",
-    "ErrImageNeverPull",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-)
+#: waiting reasons a pod does not recover from by itself, and what kind of failure each is
+STUCK_REASONS = {
+    "ErrImagePull": FailureKind.IMAGE_PULL,
+    "ImagePullBackOff": FailureKind.IMAGE_PULL,
+    "InvalidImageName": FailureKind.IMAGE_PULL,
+    "ErrImageNeverPull": FailureKind.IMAGE_PULL,
+    "CreateContainerConfigError": FailureKind.CONFIG,
+    "CreateContainerError": FailureKind.CONFIG,
+}
 #: API answers worth a retry (throttling, a server hiccup)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -53,11 +64,13 @@ _TOLERATION_KEYS = {"key", "operator", "value", "effect", "tolerationSeconds"}
 
 
 @dataclass
-class KubernetesOrchestrator(BaseOrchestrator):
-    """Runs the whole pipeline as a Kubernetes Job in ``namespace``.
+class KubernetesOrchestrator(RemoteOrchestrator):
+    """Runs the whole pipeline as a Kubernetes Job in ``namespace`` or, with ``per_step``,
+    each step as its own Job (at most ``max_parallel`` at once), each with the resources the
+    step asks for (``Step.with_resources``).
 
-    ``image`` defaults to zenml-core's base image of this version (``-gpu`` when ``gpus``).
-    The API is found from ``kubeconfig``/``context`` (default: ``$KUBECONFIG`` or
+    ``image`` defaults to zenml-core's base image of this version (``-gpu`` when GPUs are
+    asked for). The API is found from ``kubeconfig``/``context`` (default: ``$KUBECONFIG`` or
     ~/.kube/config, current context), or from the pod's service account with ``in_cluster``.
     Plain ``env`` values appear in the Job; for secret values create a Kubernetes Secret and
     list its name in ``secrets`` (its keys become environment variables).
@@ -84,6 +97,8 @@ class KubernetesOrchestrator(BaseOrchestrator):
     backoff_limit: int = 0
     active_deadline_seconds: int | None = None
     image_pull_policy: str | None = None
+    per_step: bool = False
+    max_parallel: int = 4
     wait: bool = True
     stream_logs: bool = True
     poll_seconds: float = 2.0
@@ -163,30 +178,61 @@ class KubernetesOrchestrator(BaseOrchestrator):
             )
         if self.poll_seconds <= 0:
             raise ConfigError("KubernetesOrchestrator: poll_seconds must be positive.")
+        if self.max_parallel < 1:
+            raise ConfigError("KubernetesOrchestrator: max_parallel must be at least 1.")
+        if self.per_step and not self.wait:
+            raise ConfigError(
+                "KubernetesOrchestrator: per_step=True needs wait=True: this process starts "
+                "each step's Job as its inputs become ready."
+            )
 
-    # -- manifests -------------------------------------------------------------------------
+    # -- workloads and manifests -----------------------------------------------------------
 
-    def resolved_image(self) -> str:
-        from zenml_core.docker import base_image
+    def platform(self) -> _KubernetesPlatform:
+        return _KubernetesPlatform(self)
 
-        return self.image or base_image(gpu=self.gpus > 0)
-
-    def job_name(self, run_id: str) -> str:
-        """A DNS label of at most 52 characters (pod names add a suffix), unique per run."""
-        digest = hashlib.sha256(run_id.encode()).hexdigest()[:8]
-        stem = re.sub(r"[^a-z0-9-]+", "-", run_id.lower()).strip("-")[:36].strip("-")
+    def job_name(self, run_id: str, step: str | None = None) -> str:
+        """A DNS label of at most 52 characters (pod names add a suffix), unique per run and
+        step."""
+        owner = f"{run_id}/{step}" if step else run_id
+        digest = hashlib.sha256(owner.encode()).hexdigest()[:8]
+        stem = re.sub(r"[^a-z0-9-]+", "-", owner.lower()).strip("-")[:36].strip("-")
         return f"zenml-{stem}-{digest}" if stem else f"zenml-{digest}"
 
-    def run_labels(self, request: RunRequest) -> dict[str, str]:
-        def value(text: str) -> str:
-            return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63].strip("-_.") or "x"
-
-        return {
+    def run_labels(self, run_id: str, pipeline: str, step: str | None = None) -> dict[str, str]:
+        labels = {
             "app.kubernetes.io/managed-by": MANAGED_BY,
-            "zenml.io/pipeline": value(request.spec.pipeline.name),
-            "zenml.io/run-id": value(request.spec.run_id),
-            **self.labels,
+            "zenml.io/pipeline": _label_value(pipeline),
+            "zenml.io/run-id": _label_value(run_id),
         }
+        if step is not None:
+            labels["zenml.io/step"] = _label_value(step)
+        return {**labels, **self.labels}
+
+    def resources(self, step: StepRequest | None) -> Resources:
+        """The step's own resources where it asks for some, else the orchestrator's."""
+        if step is not None and "resources" in step.settings:
+            return Resources.from_dict(step.settings["resources"])
+        return Resources(cpu=self.cpu_request, memory=self.memory_request, gpus=self.gpus)
+
+    def workload(
+        self, request: RunRequest, command: list[str], step: StepRequest | None
+    ) -> Workload:
+        from zenml_core.docker import base_image
+
+        resources = self.resources(step)
+        name = None if step is None else step.step
+        return Workload(
+            name=self.job_name(request.spec.run_id, name),
+            image=self.image or base_image(gpu=resources.gpus > 0),
+            command=command,
+            env=dict(self.env),
+            resources=resources,
+            labels=self.run_labels(request.spec.run_id, request.spec.pipeline.name, name),
+            deadline_seconds=self.active_deadline_seconds,
+            run_id=request.spec.run_id,
+            step=name,
+        )
 
     def secret_manifest(
         self, name: str, labels: dict[str, str], values: dict[str, str]
@@ -199,38 +245,23 @@ class KubernetesOrchestrator(BaseOrchestrator):
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
         }
 
-    def job_manifest(
-        self,
-        name: str,
-        labels: dict[str, str],
-        command: list[str],
-        secret_name: str | None,
-        secret_keys: list[str],
-    ) -> dict[str, Any]:
-        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in self.env.items()]
+    def job_manifest(self, workload: Workload) -> dict[str, Any]:
+        env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in workload.env.items()]
         env += [
-            {"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
-            for key in secret_keys
+            {"name": key, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+            for key, ref in sorted(workload.secret_env.items())
         ]
         container: dict[str, Any] = {
             "name": CONTAINER,
-            "image": self.resolved_image(),
-            "command": command,
+            "image": workload.image,
+            "command": workload.command,
             "env": env,
         }
         if self.secrets:
             container["envFrom"] = [{"secretRef": {"name": s}} for s in self.secrets]
         if self.image_pull_policy:
             container["imagePullPolicy"] = self.image_pull_policy
-        requests = {"cpu": self.cpu_request, "memory": self.memory_request}
-        limits: dict[str, str | None] = {"cpu": self.cpu_limit, "memory": self.memory_limit}
-        if self.gpus:
-            limits[self.gpu_resource] = str(self.gpus)
-        resources = {
-            kind: {k: v for k, v in values.items() if v is not None}
-            for kind, values in (("requests", requests), ("limits", limits))
-        }
-        resources = {k: v for k, v in resources.items() if v}
+        resources = self._container_resources(workload.resources)
         if resources:
             container["resources"] = resources
         pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
@@ -242,85 +273,64 @@ class KubernetesOrchestrator(BaseOrchestrator):
             pod["tolerations"] = [dict(t) for t in self.tolerations]
         spec: dict[str, Any] = {
             "backoffLimit": self.backoff_limit,
-            "template": {"metadata": {"labels": labels}, "spec": pod},
+            "template": {"metadata": {"labels": workload.labels}, "spec": pod},
         }
         if self.ttl_seconds_after_finished is not None:
             spec["ttlSecondsAfterFinished"] = self.ttl_seconds_after_finished
-        if self.active_deadline_seconds is not None:
-            spec["activeDeadlineSeconds"] = self.active_deadline_seconds
+        if workload.deadline_seconds is not None:
+            spec["activeDeadlineSeconds"] = workload.deadline_seconds
         return {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": {"name": name, "namespace": self.namespace, "labels": labels},
+            "metadata": {
+                "name": workload.name,
+                "namespace": self.namespace,
+                "labels": workload.labels,
+            },
             "spec": spec,
         }
 
+    def _container_resources(self, wanted: Resources) -> dict[str, dict[str, str]]:
+        """Requests and limits: the orchestrator's, with what a step asks for on top (its
+        memory as both request and limit, so a step that needs 8Gi is never given less)."""
+        requests = {"cpu": self.cpu_request, "memory": self.memory_request}
+        limits: dict[str, str | None] = {"cpu": self.cpu_limit, "memory": self.memory_limit}
+        if wanted.cpu is not None:
+            requests["cpu"] = str(wanted.cpu)
+        if wanted.memory is not None:
+            requests["memory"] = limits["memory"] = wanted.memory
+        if wanted.gpus:
+            limits[self.gpu_resource] = str(wanted.gpus)
+        resources = {
+            kind: {k: v for k, v in values.items() if v is not None}
+            for kind, values in (("requests", requests), ("limits", limits))
+        }
+        return {k: v for k, v in resources.items() if v}
+
     def manifests(self, request: RunRequest, spec_location: str) -> list[dict[str, Any]]:
-        """What ``run`` creates, in order: the run's Secret (when its stores have secrets),
-        then the Job."""
-        name = self.job_name(request.spec.run_id)
-        labels = self.run_labels(request)
-        secret_values = request.secret_environment()
-        secret_name = f"{name}-env" if secret_values else None
-        job = self.job_manifest(
-            name, labels, request.command(spec_location), secret_name, sorted(secret_values)
-        )
-        if secret_name is None:
-            return [job]
-        return [self.secret_manifest(secret_name, labels, secret_values), job]
-
-    # -- the run ---------------------------------------------------------------------------
-
-    def run(self, request: RunRequest) -> RunResult:
-        request.require_shared_stores(f"Kubernetes (namespace {self.namespace})")
-        cluster = _Cluster(self)
-        cluster.check_reachable()
-        manifests = self.manifests(request, request.publish_spec())
-        job = manifests[-1]
-        job_name = job["metadata"]["name"]
-        secret = manifests[0] if len(manifests) == 2 else None
-        if secret is not None:
-            cluster.create_secret(secret)
-        try:
-            created = cluster.create_job(job, request.spec.run_id)
-        except BaseException:
-            if secret is not None:  # nothing of this run is left behind
-                cluster.delete_secret(secret["metadata"]["name"])
-            raise
-        if secret is not None:  # collected with the Job, whenever it goes
-            cluster.adopt_secret(secret["metadata"]["name"], job_name, created["metadata"]["uid"])
-        print(f"zenml-k8s: Job {self.namespace}/{job_name} created for run {request.spec.run_id}")
-        if not self.wait:
-            return request.submitted()
-        try:
-            failure = cluster.watch(job_name)
-        except KeyboardInterrupt:
-            cluster.delete_job(job_name)
-            request.record_failure(f"interrupted (Ctrl-C): Job {job_name} deleted")
-            raise
-        except _NotFound:  # gone between two looks: its TTL after it ended, or deleted
-            from zenml_core.exceptions import MetadataStoreError
-            from zenml_core.pipeline.engine import RUN_COMPLETED
-
-            try:
-                run = request.components.metadata_store.get_run(request.spec.run_id)
-                completed = run.status == RUN_COMPLETED
-            except MetadataStoreError:  # it never began
-                completed = False
-            failure = None if completed else f"Job {job_name} was deleted before the run finished"
-        if failure is not None:
-            request.record_failure(failure)
-        return request.result()
+        """What a whole-run ``run`` creates, in order: the run's Secret (when its stores have
+        secrets), then the Job."""
+        workload = self.workload(request, request.command(spec_location), None)
+        values = request.secret_environment()
+        if not values:
+            return [self.job_manifest(workload)]
+        secret = f"{workload.name}-env"
+        workload.secret_env = {key: SecretRef(secret, key) for key in values}
+        labels = self.run_labels(request.spec.run_id, request.spec.pipeline.name)
+        return [self.secret_manifest(secret, labels, values), self.job_manifest(workload)]
 
 
-class _Cluster:
-    """The kubernetes client calls one run needs, with retries and our error messages."""
+class _KubernetesPlatform:
+    """The kubernetes client calls the remote-run layer needs, with our error messages."""
+
+    shares_this_machine = False
 
     def __init__(self, backend: KubernetesOrchestrator) -> None:
         from kubernetes import client, config
 
         self.backend = backend
         self.namespace = backend.namespace
+        self.where = f"Kubernetes (namespace {backend.namespace})"
         configuration = client.Configuration()
         try:
             if backend.in_cluster:
@@ -342,69 +352,71 @@ class _Cluster:
         self.core = client.CoreV1Api(api)
         self.batch = client.BatchV1Api(api)
         self.version = client.VersionApi(api)
-        self.streams: dict[str, threading.Thread] = {}
+        self._pods: dict[str, list[Any]] = {}  # job name -> its pods at the last look
+        self._followers: dict[str, threading.Thread] = {}  # pod name -> its log reader
+        self._logs: dict[str, list[str]] = {}  # job name -> chunks of its pods' output
+        self._lock = threading.Lock()
+
+    # -- API calls ---------------------------------------------------------------------------
 
     def _call(self, what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
-        """Call the API; retry throttling and server errors; explain the rest."""
+        """One API call; throttling and server errors are ``TransientError`` (the driver
+        retries them), the rest explained."""
         import urllib3
 
-        delay = 0.5
-        for attempt in range(6):
-            try:
-                return function(*args, _request_timeout=30, **kwargs)
-            except self.client.ApiException as error:
-                if error.status in RETRY_STATUSES and attempt < 5:
-                    time.sleep(delay)
-                    delay *= 2
-                    continue
-                raise _api_error(what, self, error) from None
-            except urllib3.exceptions.HTTPError as error:
-                if attempt < 2:
-                    time.sleep(delay)
-                    continue
-                raise ConfigError(
-                    f"The Kubernetes API at {self.host} does not answer ({error}): check the "
-                    "kubeconfig context and that the cluster is up."
-                ) from None
-        raise AssertionError("unreachable")
+        try:
+            return function(*args, _request_timeout=30, **kwargs)
+        except self.client.ApiException as error:
+            if error.status in RETRY_STATUSES:
+                raise TransientError(f"Kubernetes answered {error.status} to {what}") from None
+            raise _api_error(what, self, error) from None
+        except urllib3.exceptions.HTTPError as error:
+            raise TransientError(
+                f"The Kubernetes API at {self.host} does not answer ({error}): check the "
+                "kubeconfig context and that the cluster is up."
+            ) from None
 
-    def check_reachable(self) -> None:
-        self._call("read the server version", self.version.get_code)
+    def check(self) -> None:
+        try:
+            self._call("read the server version", self.version.get_code)
+        except TransientError as error:
+            raise ConfigError(str(error)) from None
         try:
             self._call("read the namespace", self.core.read_namespace, self.namespace)
         except _Forbidden:
             pass  # may not read namespaces, may still create Jobs in one: the create will tell
-        except _NotFound:
+        except JobNotFound:
             raise ConfigError(
                 f"Namespace {self.namespace!r} does not exist on {self.host}: create it "
                 f"(kubectl create namespace {self.namespace}) or choose another."
             ) from None
 
-    def create_secret(self, manifest: dict[str, Any]) -> None:
+    def store_secrets(self, name: str, values: dict[str, str]) -> dict[str, SecretRef]:
+        run_id, _, step = name.partition("/")
+        secret = f"{self.backend.job_name(run_id, step or None)}-env"
+        labels = {
+            "app.kubernetes.io/managed-by": MANAGED_BY,
+            "zenml.io/run-id": _label_value(run_id),
+        }
+        manifest = self.backend.secret_manifest(secret, labels, values)
         self._call(
             "create the run's Secret", self.core.create_namespaced_secret, self.namespace, manifest
         )
+        return {key: SecretRef(secret, key) for key in values}
 
-    def adopt_secret(self, name: str, job: str, uid: str | None) -> None:
-        if not uid:
-            return
-        owner = {"apiVersion": "batch/v1", "kind": "Job", "name": job, "uid": uid}
-        self._call(
-            "give the run's Secret to its Job",
-            self.core.patch_namespaced_secret,
-            name,
-            self.namespace,
-            {"metadata": {"ownerReferences": [owner]}},
-        )
+    def delete_secrets(self, refs: dict[str, SecretRef]) -> None:
+        for name in sorted({ref.name for ref in refs.values()}):
+            with contextlib.suppress(JobNotFound):
+                self._call(
+                    "delete the run's Secret",
+                    self.core.delete_namespaced_secret,
+                    name,
+                    self.namespace,
+                )
 
-    def delete_secret(self, name: str) -> None:
-        with contextlib.suppress(_NotFound):
-            self._call(
-                "delete the run's Secret", self.core.delete_namespaced_secret, name, self.namespace
-            )
-
-    def create_job(self, manifest: dict[str, Any], run_id: str) -> dict[str, Any]:
-        name = manifest["metadata"]["name"]
+    def submit(self, workload: Workload) -> str:
+        manifest = self.backend.job_manifest(workload)
+        name = workload.name
         try:
             job = self._call(
                 "create the Job", self.batch.create_namespaced_job, self.namespace, manifest
@@ -412,70 +424,98 @@ class _Cluster:
         except _Conflict:  # a retried create that had gone through: ours if it has our run id
             job = self._call("read the Job", self.batch.read_namespaced_job, name, self.namespace)
             labels = job.metadata.labels or {}
-            if labels.get("zenml.io/run-id") != manifest["metadata"]["labels"]["zenml.io/run-id"]:
+            if labels.get("zenml.io/run-id") != workload.labels["zenml.io/run-id"]:
                 raise ZenMLError(
                     f"A Job named {name} already exists in {self.namespace} for another run "
-                    f"than {run_id}: delete it (kubectl delete job -n {self.namespace} {name})."
+                    f"than {workload.run_id}: delete it (kubectl delete job -n "
+                    f"{self.namespace} {name})."
                 ) from None
-        return {"metadata": {"uid": job.metadata.uid}}
+        own_secret = f"{name}-env"
+        if job.metadata.uid and own_secret in {r.name for r in workload.secret_env.values()}:
+            # the run's Secret goes with its Job, whenever the Job goes (its TTL)
+            owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": job.metadata.uid}
+            self._call(
+                "give the run's Secret to its Job",
+                self.core.patch_namespaced_secret,
+                own_secret,
+                self.namespace,
+                {"metadata": {"ownerReferences": [owner]}},
+            )
+        return f"Job {self.namespace}/{name}"
 
-    def delete_job(self, name: str) -> None:
-        with contextlib.suppress(_NotFound):
+    def poll(self, job_id: str) -> JobStatus:
+        name = _job_name(job_id)
+        job = self._call(
+            "read the Job", self.batch.read_namespaced_job_status, name, self.namespace
+        )
+        pods = self._call(
+            "list the Job's pods",
+            self.core.list_namespaced_pod,
+            self.namespace,
+            label_selector=f"job-name={name}",
+        ).items
+        pods = self._pods[name] = [pod for pod in pods if pod.status is not None]
+        for pod in pods:
+            stuck = _stuck(pod)
+            if stuck is not None:
+                return JobStatus(JobState.STUCK, stuck)
+        for condition in (job.status.conditions if job.status else None) or []:
+            if condition.status != "True":
+                continue
+            if condition.type == "Complete":
+                self._finish_logs(pods)
+                return JobStatus(JobState.SUCCEEDED)
+            if condition.type == "Failed":
+                self._finish_logs(pods)
+                return JobStatus(JobState.FAILED, self._failure(name, condition, pods))
+        if any(pod.status.phase in ("Running", "Succeeded", "Failed") for pod in pods):
+            return JobStatus(JobState.RUNNING)
+        return JobStatus(JobState.PENDING, detail=_pending_detail(pods))
+
+    def logs(self, job_id: str, offset: int) -> tuple[str, int]:
+        name = _job_name(job_id)
+        for pod in self._pods.get(name, []):  # read even unstreamed: the tail explains failures
+            self._follow(name, pod)
+        with self._lock:
+            text = "".join(self._logs.get(name, []))
+        return text[offset:], len(text)
+
+    def cancel(self, job_id: str) -> None:
+        with contextlib.suppress(JobNotFound):
             self._call(
                 "delete the Job",
                 self.batch.delete_namespaced_job,
-                name,
+                _job_name(job_id),
                 self.namespace,
                 propagation_policy="Background",
             )
 
-    def watch(self, job_name: str) -> str | None:
-        """Wait for the Job to end, streaming its pods' logs; None if it completed, else why
-        it failed (a pod stuck on its image is a failure too: the Job is deleted)."""
-        try:
-            while True:
-                job = self._call(
-                    "read the Job", self.batch.read_namespaced_job_status, job_name, self.namespace
-                )
-                pods = self._call(
-                    "list the Job's pods",
-                    self.core.list_namespaced_pod,
-                    self.namespace,
-                    label_selector=f"job-name={job_name}",
-                ).items
-                pods = [pod for pod in pods if pod.status is not None]  # not yet scheduled
-                for pod in pods:
-                    if self.backend.stream_logs:
-                        self._stream(pod)
-                    stuck = _stuck(pod)
-                    if stuck is not None:
-                        self.delete_job(job_name)
-                        return stuck
-                for condition in (job.status.conditions if job.status else None) or []:
-                    if condition.status != "True":
-                        continue
-                    if condition.type == "Complete":
-                        return None
-                    if condition.type == "Failed":
-                        return self._failure(job_name, condition, pods)
-                time.sleep(self.backend.poll_seconds)
-        finally:
-            for stream in self.streams.values():
-                stream.join(timeout=10)
+    def cleanup(self, job_id: str) -> None:
+        """An ended Job costs nothing and keeps its logs: its TTL removes it."""
+        self._finish_logs(self._pods.pop(_job_name(job_id), []))
 
-    def _failure(self, job_name: str, condition: Any, pods: list[Any]) -> str:
+    # -- pods --------------------------------------------------------------------------------
+
+    def _failure(self, job_name: str, condition: Any, pods: list[Any]) -> Failure:
         if condition.reason == "DeadlineExceeded":
-            return (
+            return Failure(
+                FailureKind.DEADLINE_EXCEEDED,
                 f"Job {job_name}: DeadlineExceeded: it ran longer than "
-                f"active_deadline_seconds={self.backend.active_deadline_seconds}"
+                f"active_deadline_seconds={self.backend.active_deadline_seconds}",
             )
         ended = [p for p in pods if p.status.phase == "Failed"]
         if not ended:
-            return f"Job {job_name}: {condition.reason}: {condition.message or 'no message'}"
+            return Failure(
+                FailureKind.UNKNOWN,
+                f"Job {job_name}: {condition.reason}: {condition.message or 'no message'}",
+            )
         pod = max(ended, key=lambda p: str(p.metadata.creation_timestamp or ""))  # the last try
         name = pod.metadata.name
         if pod.status.reason == "Evicted":
-            return f"pod {name}: Evicted: {pod.status.message or 'the node reclaimed resources'}"
+            return Failure(
+                FailureKind.EVICTED,
+                f"pod {name}: Evicted: {pod.status.message or 'the node reclaimed resources'}",
+            )
         terminated = next(
             (
                 s.state.terminated
@@ -485,31 +525,26 @@ class _Cluster:
             None,
         )
         if terminated is None:
-            return f"pod {name}: {pod.status.reason or condition.reason}"
-        if terminated.reason == "OOMKilled":
-            return (
-                f"pod {name}: OOMKilled (exit code {terminated.exit_code}): the run needed more "
-                f"than memory_limit={self.backend.memory_limit or 'the namespace default'}"
+            return Failure(
+                FailureKind.UNKNOWN, f"pod {name}: {pod.status.reason or condition.reason}"
             )
-        message = f"pod {name}: exited with code {terminated.exit_code} ({terminated.reason})"
-        last = self._last_lines(name)
-        return f"{message}; its last output: {last}" if last else message
+        if terminated.reason == "OOMKilled":
+            return Failure(
+                FailureKind.OOM,
+                f"pod {name}: OOMKilled (exit code {terminated.exit_code}): the run needed more "
+                f"than memory_limit={self.backend.memory_limit or 'the namespace default'}",
+            )
+        return Failure(
+            FailureKind.EXIT_CODE,
+            f"pod {name}: exited with code {terminated.exit_code} ({terminated.reason})",
+        )
 
-    def _last_lines(self, pod: str, count: int = 3) -> str:
-        """The end of a pod's log, for errors the run itself could not record."""
-        try:
-            text = self.core.read_namespaced_pod_log(pod, self.namespace, tail_lines=50)
-        except Exception:  # the log is gone with its node: the exit code must do
-            return ""
-        lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-        interesting = [line for line in lines if "Warning" not in line and "warn(" not in line]
-        return " | ".join(interesting[-count:])[-600:]
-
-    def _stream(self, pod: Any) -> None:
-        """Follow one pod's log to our stdout in a thread, once it has started."""
+    def _follow(self, job_name: str, pod: Any) -> None:
+        """Read one pod's log into the Job's buffer in a thread, once it has started."""
         name = pod.metadata.name
-        if name in self.streams or pod.status.phase == "Pending":
+        if name in self._followers or pod.status.phase == "Pending":
             return
+        chunks = self._logs.setdefault(job_name, [])
 
         def follow() -> None:
             try:
@@ -517,39 +552,60 @@ class _Cluster:
                     name, self.namespace, follow=True, _preload_content=False
                 )
                 for chunk in response.stream(4096):
-                    sys.stdout.write(chunk.decode(errors="replace"))
-                    sys.stdout.flush()
+                    with self._lock:
+                        chunks.append(chunk.decode(errors="replace"))
             except Exception as error:  # logs are a convenience: never fail the run for them
-                print(f"zenml-k8s: log of pod {name} unavailable: {error}", file=sys.stderr)
+                with self._lock:
+                    chunks.append(f"(log of pod {name} unavailable: {error})\n")
 
         thread = threading.Thread(target=follow, name=f"logs-{name}", daemon=True)
-        self.streams[name] = thread
+        self._followers[name] = thread
         thread.start()
 
+    def _finish_logs(self, pods: list[Any]) -> None:
+        """Let the readers of ended pods take in their last lines."""
+        for pod in pods:
+            thread = self._followers.get(pod.metadata.name)
+            if thread is not None:
+                thread.join(timeout=10)
 
-def _stuck(pod: Any) -> str | None:
+
+def _job_name(job_id: str) -> str:
+    return job_id.rsplit("/", 1)[-1]
+
+
+def _label_value(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)[:63].strip("-_.") or "x"
+
+
+def _pending_detail(pods: list[Any]) -> str:
+    for pod in pods:
+        for status in pod.status.container_statuses or []:
+            waiting = status.state.waiting if status.state else None
+            if waiting is not None and waiting.reason:
+                return f"pod {pod.metadata.name}: {waiting.reason}"
+    return "no pod has started yet" if not pods else f"pod {pods[0].metadata.name} is pending"
+
+
+def _stuck(pod: Any) -> Failure | None:
     for status in pod.status.container_statuses or []:
         waiting = status.state.waiting if status.state else None
         if waiting is not None and waiting.reason in STUCK_REASONS:
-            return f"pod {pod.metadata.name}: {waiting.reason}: {waiting.message or ''}".rstrip(
-                ": "
-            )
+            message = f"pod {pod.metadata.name}: {waiting.reason}: {waiting.message or ''}"
+            return Failure(STUCK_REASONS[waiting.reason], message.rstrip(": "))
     return None
 
 
-class _Forbidden(ZenMLError):
-    pass
-
-
-class _NotFound(ZenMLError):
-    pass
+class _Forbidden(InfrastructureFailure):
+    def __init__(self, message: str) -> None:
+        super().__init__(FailureKind.PERMISSION, message)
 
 
 class _Conflict(ZenMLError):
     pass
 
 
-def _api_error(what: str, cluster: _Cluster, error: Any) -> ZenMLError:
+def _api_error(what: str, cluster: _KubernetesPlatform, error: Any) -> ZenMLError:
     message = (
         f"Kubernetes refused to {what} in namespace {cluster.namespace!r} "
         f"({error.status} {error.reason})"
@@ -560,7 +616,7 @@ def _api_error(what: str, cluster: _Cluster, error: Any) -> ZenMLError:
             "allowing jobs, pods, pods/log and secrets in that namespace."
         )
     if error.status == 404:
-        return _NotFound(message)
+        return JobNotFound(message)
     if error.status == 409:
         return _Conflict(message)
     return ZenMLError(f"{message}: {_status_message(error)}")
