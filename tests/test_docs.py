@@ -21,3 +21,59 @@ def test_readme_pipeline_example_runs_and_caches(project):
         )
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == "4.5"
+
+
+PLUGINS_DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
+
+
+def _doc_file(name: str) -> str:
+    """The python block of docs/plugins.md whose first line is ``# NAME``."""
+    for block in PLUGINS_DOC.read_text().split("```python\n")[1:]:
+        code = block.split("```", 1)[0]
+        if code.startswith(f"# {name}\n"):
+            return code
+    raise AssertionError(f"docs/plugins.md has no block for {name}")
+
+
+def test_the_remote_backend_example_runs_as_printed(project, tmp_path):
+    """The 'Writing a remote backend' example, installed as a real distribution, runs the
+    printed pipeline: whole run and per step, each trainer in a process of its own."""
+    from zenml_core import __version__
+    from zenml_core.testing.plugin_factory import build_wheels, install_wheels
+
+    source = tmp_path / "acme-subprocess"
+    source.mkdir()
+    (source / "acme_subprocess.py").write_text(_doc_file("acme_subprocess.py"))
+    (source / "pyproject.toml").write_text(
+        f"""[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "acme-subprocess"
+version = "1.0.0"
+dependencies = ["zenml-core>={__version__},<1"]
+
+[project.entry-points."zenml_core.plugins"]
+acme_subprocess = "acme_subprocess"
+
+[tool.hatch.build.targets.wheel]
+include = ["acme_subprocess.py"]
+"""
+    )
+    build_wheels([source], tmp_path / "wheels")
+    install_wheels((tmp_path / "wheels").glob("*.whl"), tmp_path / "site")
+    (project / "my_steps.py").write_text(_doc_file("my_steps.py"))
+    (project / "pipeline.py").write_text(_doc_file("pipeline.py"))
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "ZENML_PLUGIN_MODULES"},
+        "PYTHONPATH": str(tmp_path / "site"),
+    }
+    result = subprocess.run(
+        [sys.executable, "pipeline.py"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert [line for line in result.stdout.splitlines() if line.startswith("completed")] == [
+        "completed 2.0 True",
+        "completed 2.0 True",
+    ], result.stdout

@@ -212,8 +212,9 @@ class RemotePlatform(Protocol):
 
     #: where work runs, for messages ("Kubernetes namespace ml")
     where: str
-    #: True when workloads run on this machine, so stores on its disk are reachable
-    shares_this_machine: bool
+    #: True when workloads are processes of this machine: they run this interpreter
+    #: (``command(..., local=True)``) and reach stores on this machine's disk
+    local_processes: bool
 
     def check(self) -> None:
         """Reachable, credentials present... before anything is created (``ConfigError``)."""
@@ -285,6 +286,7 @@ class RemoteDriver:
     def __init__(self, platform: RemotePlatform, policy: WaitPolicy | None = None) -> None:
         self.platform = platform
         self.policy = policy or WaitPolicy()
+        self._local = bool(getattr(platform, "local_processes", False))
 
     # -- a whole run ---------------------------------------------------------------------------
 
@@ -293,7 +295,7 @@ class RemoteDriver:
         location = request.publish_spec()
         secrets = self._store_secrets(_owner(request.spec.run_id), request.secret_environment())
         try:
-            job = self._submit(workload(request.command(location)), secrets)
+            job = self._submit(workload(request.command(location, local=self._local)), secrets)
         except BaseException as error:
             self._forget_secrets(secrets)
             self._record_refusal(request, error)
@@ -330,7 +332,7 @@ class RemoteDriver:
             _owner(step.spec.run_id, step.step), step.secret_environment()
         )
         try:
-            job = self._submit(workload(step.command(location)), secrets)
+            job = self._submit(workload(step.command(location, local=self._local)), secrets)
         except BaseException:
             self._forget_secrets(secrets)
             raise
@@ -403,7 +405,8 @@ class RemoteDriver:
                     jobs[name] = _delegate(step, backend)
                     continue
                 try:
-                    jobs[name] = self._submit(workload(step, step.command(location)), secrets)
+                    command = step.command(location, local=self._local)
+                    jobs[name] = self._submit(workload(step, command), secrets)
                 except InfrastructureFailure as error:  # refused: this step fails, not the run
                     run.finish(step, failure=str(error))
             changed = False
@@ -668,7 +671,7 @@ class _RemoteBackend(abc.ABC):
 
     def _preflight(self, request: RunRequest) -> None:
         platform = self._platform()
-        if not platform.shares_this_machine:
+        if not platform.local_processes:
             request.require_shared_stores(platform.where)
         platform.check()
 

@@ -83,11 +83,23 @@ class MLMDMetadataStore(BaseMetadataStore):
 
     # -- connection ----------------------------------------------------------------------------
 
+    def _shared_key(self) -> str | None:
+        """Stores with the same key share one connection per process (see SQLite's)."""
+        return None
+
     def _mlmd(self) -> Any:
-        state = self.__dict__.setdefault("_state", {"lock": threading.RLock(), "store": None})
+        state = self.__dict__.get("_state")
+        if state is None:
+            key = self._shared_key()
+            with _SHARED_LOCK:
+                fresh = {"lock": threading.RLock(), "store": None}
+                state = fresh if key is None else _SHARED.setdefault(key, fresh)
+            self.__dict__["_state"] = state
         with state["lock"]:
             if state["store"] is None:
                 state["store"] = self._retry(self._open)
+                state["types"] = self.__dict__["_mlmd_types"]
+            self.__dict__["_mlmd_types"] = state["types"]
             return state["store"]
 
     def _open(self) -> Any:
@@ -483,6 +495,11 @@ class MLMDMetadataStore(BaseMetadataStore):
         return self._call(read)
 
 
+#: connections shared by stores of one key in this process
+_SHARED: dict[str, dict[str, Any]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
 def _transient(error: BaseException) -> bool:
     text = str(error).lower()
     return any(marker in text for marker in _TRANSIENT)
@@ -584,6 +601,12 @@ class SQLiteMetadataStore(MLMDMetadataStore):
         self.path = str(Path(self.path).expanduser().absolute())
 
     def _where(self) -> str:
+        return f"sqlite:{self.path}"
+
+    def _shared_key(self) -> str:
+        # Two ml-metadata connections to one SQLite file in one process break each other's
+        # POSIX locks: another process then reads a stale file (seen: a step process did not
+        # see its own execution). One connection per file and process.
         return f"sqlite:{self.path}"
 
     def _connection_config(self) -> pb.ConnectionConfig:

@@ -323,7 +323,7 @@ class KubernetesOrchestrator(RemoteOrchestrator):
 class _KubernetesPlatform:
     """The kubernetes client calls the remote-run layer needs, with our error messages."""
 
-    shares_this_machine = False
+    local_processes = False
 
     def __init__(self, backend: KubernetesOrchestrator) -> None:
         from kubernetes import client, config
