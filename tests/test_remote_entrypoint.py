@@ -17,7 +17,7 @@ from zenml_core.testing.conformance import OrchestratorConformance, TrainingBack
 
 USER_STEPS = """
 import os
-from zenml_core import step
+from zenml_core import StepContext, step
 
 @step
 def numbers(n: int = 4) -> list:
@@ -26,6 +26,12 @@ def numbers(n: int = 4) -> list:
 @step(kind="training")
 def where(x: list) -> dict:
     return {"pid": os.getpid(), "mean": sum(x) / len(x)}
+
+@step
+def token_digest(x: list, context: StepContext) -> dict:
+    import hashlib
+    token = context.backend.resolved_token()
+    return {"pid": os.getpid(), "sha256": hashlib.sha256(token.encode()).hexdigest()}
 """
 
 
@@ -148,3 +154,48 @@ def test_a_remote_run_that_fails_raises_like_a_local_one(remote_project):
         pipeline.run()
     assert caught.value.result.steps["numbers"].state == "completed"
     assert caught.value.result.steps["broken"].state == "failed"
+
+
+def test_a_step_backends_secret_reaches_the_remote_step_and_nowhere_else(remote_project, capfd):
+    """``.with_backend(obj)`` with a secret: the remote process gets it through the secret
+    environment; the spec, the metadata and the output never hold it."""
+    import hashlib
+    import secrets
+
+    import user_steps
+
+    project, elsewhere = remote_project
+    canary = "canary-" + secrets.token_hex(16)
+    orchestrator = subprocess_backends.SubprocessOrchestrator(elsewhere)
+    pipeline = Pipeline("remote-secret", backend=orchestrator)
+    n = pipeline.add_step(user_steps.numbers())
+    backend = subprocess_backends.TokenProcessingBackend(token=canary)
+    pipeline.add_step(user_steps.token_digest(x=n).with_backend(backend))
+    result = pipeline.run()
+    digest = result.load("token_digest")
+    assert digest["pid"] != os.getpid(), "the step ran in another process"
+    assert digest["sha256"] == hashlib.sha256(canary.encode()).hexdigest()
+    captured = capfd.readouterr()
+    assert canary not in captured.out + captured.err + orchestrator.last_output
+    for path in (project / ".zenml").rglob("*"):  # metadata.db, the run spec, artifacts
+        if path.is_file():
+            assert canary.encode() not in path.read_bytes(), path
+
+
+def test_command_names_the_interpreter_for_where_it_runs(project):
+    from zenml_core.backends import Components, RunRequest, StepRequest
+    from zenml_core.pipeline.spec import RunSpec
+
+    spec = demo_pipeline_spec()
+    request = RunRequest(RunSpec("r-1", spec), Components.of(spec))
+    assert request.command("gs://b/spec")[:3] == ["python", "-m", "zenml_core"]  # the image's
+    assert request.command("gs://b/spec", local=True)[0] == sys.executable  # this venv's
+    step = StepRequest(request.spec, "numbers", 7, lambda: None, request)
+    assert step.command("gs://b/spec", local=True)[0] == sys.executable
+    assert step.command("gs://b/spec")[-4:] == ["--step", "numbers", "--execution-id", "7"]
+
+
+def demo_pipeline_spec():
+    from zenml_core.testing.conformance import _tiny_pipeline
+
+    return _tiny_pipeline("interpreter").to_spec()

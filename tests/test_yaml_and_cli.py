@@ -184,3 +184,37 @@ def test_a_valid_spec_survives_json(project):
     pipeline = demo_steps.chain()
     spec = RunSpec("chain-1", pipeline.to_spec())
     assert RunSpec.from_json(spec.to_json()) == spec
+
+
+def test_step_resources_round_trip_through_yaml_and_the_run_spec(project):
+    from zenml_core.pipeline.spec import RunSpec
+
+    pipeline = demo_steps.chain()
+    pipeline.steps[1].with_resources(cpu=2, memory="8Gi", gpus=1, gpu_type="nvidia-tesla-t4")
+    wanted = {"resources": {"cpu": 2, "memory": "8Gi", "gpus": 1, "gpu_type": "nvidia-tesla-t4"}}
+    again = Pipeline.from_yaml(pipeline.to_yaml())
+    assert again.steps[1].settings == wanted and again.steps[0].settings == {}
+    spec = RunSpec("r-1", again.to_spec())
+    assert RunSpec.from_json(spec.to_json()).pipeline.steps[1].settings == wanted
+
+
+@pytest.mark.parametrize(
+    ("resources", "problem"),
+    [
+        ({"memory": "lots"}, "not an amount of memory"),
+        ({"cpu": "two"}, "not a CPU amount"),
+        ({"gpus": -1}, "gpus must be"),
+        ({"gpu_type": "nvidia-l4"}, "without gpus"),
+        ({"disk": "1Ti"}, "Unknown resource"),
+    ],
+)
+def test_bad_step_resources_are_refused_before_anything_runs(project, resources, problem):
+    from zenml_core.exceptions import ConfigError, PipelineError
+
+    if "disk" not in resources:
+        with pytest.raises(ConfigError, match=problem):
+            demo_steps.chain().steps[1].with_resources(**resources)
+    data = yaml.safe_load(demo_steps.chain().to_yaml())
+    data["steps"][1]["settings"] = {"resources": resources}
+    with pytest.raises(PipelineError, match=problem):
+        Pipeline.from_yaml(yaml.safe_dump(data))

@@ -10,7 +10,8 @@ import sys
 from dataclasses import dataclass
 
 from zenml_core import hookimpl
-from zenml_core.backends import BaseOrchestrator, BaseTrainingBackend
+from zenml_core.backends import BaseOrchestrator, BaseTrainingBackend, LocalProcessingBackend
+from zenml_core.component import secret_field
 
 SUPPORT = os.path.dirname(__file__)
 
@@ -51,6 +52,26 @@ class SubprocessTrainingBackend(BaseTrainingBackend):
     def run_step(self, request):
         command = request.command(request.publish_spec())
         run_child(command, self.workdir, request.secret_environment())
+
+
+@dataclass
+class TokenProcessingBackend(LocalProcessingBackend):
+    """A local Beam runner with an access token, as a cloud processing backend would have:
+    the token is a secret field, found again from ``token_env`` where the step runs."""
+
+    token: str | None = secret_field()
+    token_env: str = "ACME_PROCESSING_TOKEN"
+
+    def secret_environment(self):
+        return {self.token_env: self.resolved_token()}
+
+    def resolved_token(self) -> str:
+        return self.token if self.token is not None else os.environ.get(self.token_env, "")
+
+
+@hookimpl
+def register_processing_backends(register):
+    register("token-local", TokenProcessingBackend)
 
 
 @hookimpl

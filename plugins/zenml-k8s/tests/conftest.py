@@ -41,6 +41,24 @@ def boom(x: list) -> int:
 
 
 @step
+def meet(x: list, me: str, other: str, where: str) -> str:
+    # a barrier: returns only once the other branch has started too, so two branches that
+    # ran one after the other fail here instead of passing on timing
+    from zenml_core.artifacts import ArtifactStore
+
+    store = ArtifactStore(where)
+    with store.staging() as folder:
+        (folder / "here").write_text(me)
+        store.publish_folder(folder, store.uri("barrier", me))
+    deadline = time.monotonic() + 180
+    while not store.exists(store.uri("barrier", other)):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{other} never ran while {me} did: the branches ran in turn")
+        time.sleep(0.2)
+    return me
+
+
+@step
 def where(x: list) -> dict:
     # where the step ran: in its own container the run is PID 1; the interpreter tells the image
     import sys
