@@ -92,7 +92,7 @@ class MLMDMetadataStore(BaseMetadataStore):
         if state is None:
             key = self._shared_key()
             with _SHARED_LOCK:
-                fresh = {"lock": threading.RLock(), "store": None}
+                fresh: dict[str, Any] = {"lock": threading.RLock(), "store": None}
                 state = fresh if key is None else _SHARED.setdefault(key, fresh)
             self.__dict__["_state"] = state
         with state["lock"]:
