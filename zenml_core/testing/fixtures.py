@@ -55,7 +55,11 @@ def mysql_store(mariadb: object, request: pytest.FixtureRequest) -> object:
 
     from zenml_core.metadata import MySQLMetadataStore
 
-    database = re.sub(r"\W", "_", request.node.name)[-60:]
+    import hashlib
+
+    # the test's name, and its node id's hash: equal test names in two classes differ
+    digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]
+    database = re.sub(r"\W", "_", request.node.name)[-50:] + "_" + digest
     return MySQLMetadataStore(
         host=mariadb.host,  # type: ignore[attr-defined]
         port=mariadb.port,  # type: ignore[attr-defined]
