@@ -51,11 +51,10 @@ def mariadb() -> Iterator[object]:
 @pytest.fixture
 def mysql_store(mariadb: object, request: pytest.FixtureRequest) -> object:
     """A MySQLMetadataStore on a fresh database of the session's MariaDB server."""
+    import hashlib
     import re
 
     from zenml_core.metadata import MySQLMetadataStore
-
-    import hashlib
 
     # the test's name, and its node id's hash: equal test names in two classes differ
     digest = hashlib.sha256(request.node.nodeid.encode()).hexdigest()[:8]

@@ -1,0 +1,157 @@
+"""The remote-run layer's driver, through the docs' subprocess backend (real processes on this
+machine): how remote work ending badly is mapped, recorded and raised, retries, deadlines."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import textwrap
+from dataclasses import dataclass
+
+import pytest
+from test_docs import _doc_file
+
+from zenml_core import Pipeline
+from zenml_core.backends.remote import (
+    FailureKind,
+    InfrastructureFailure,
+    RemoteDriver,
+    TransientError,
+    WaitPolicy,
+)
+
+USER_STEPS = """
+import time
+from zenml_core import step
+
+@step
+def numbers(n: int = 4) -> list:
+    return list(range(n))
+
+@step
+def crash(x: list) -> int:
+    import os
+    print("about to crash hard", flush=True)
+    os._exit(3)  # no Python error, nothing recorded: only the exit code says what happened
+
+@step
+def sleepy(x: list, seconds: float = 120) -> int:
+    time.sleep(seconds)
+    return 0
+"""
+
+
+@pytest.fixture
+def acme(project, zenml_plugins, tmp_path):
+    """The docs' example module, registered in-process; user steps only in the project."""
+    path = tmp_path / "acme_subprocess.py"
+    path.write_text(_doc_file("acme_subprocess.py"))
+    spec = importlib.util.spec_from_file_location("acme_subprocess", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    zenml_plugins.register(module, name="acme")
+    (project / "user_steps.py").write_text(textwrap.dedent(USER_STEPS))
+    sys.path.insert(0, str(project))
+    yield module
+    sys.path.remove(str(project))
+    sys.modules.pop("user_steps", None)
+
+
+def _pipeline(name, tail, **params):
+    import user_steps
+
+    pipeline = Pipeline(name)
+    numbers = pipeline.add_step(user_steps.numbers())
+    pipeline.add_step(getattr(user_steps, tail)(x=numbers, **params))
+    return pipeline
+
+
+def test_a_process_that_dies_is_an_exit_code_failure_with_its_last_words(acme):
+    with pytest.raises(InfrastructureFailure) as caught:
+        _pipeline("acme-crash", "crash").run(backend=acme.SubprocessOrchestrator())
+    assert caught.value.kind == FailureKind.EXIT_CODE
+    assert "exited with code 3" in str(caught.value)
+    assert "about to crash hard" in str(caught.value)  # the tail of its output
+    result = caught.value.result
+    run = result.metadata_store.get_run(result.run_id)
+    assert run.status == "failed" and run.failure == "exit_code"
+    crash = next(s for s in run.steps if s.step == "crash")
+    assert crash.state == "failed" and "exited with code 3" in crash.error  # not left running
+
+
+def test_per_step_a_dead_step_process_fails_that_step(acme):
+    from zenml_core.exceptions import StepFailedError
+
+    with pytest.raises(StepFailedError, match="exited with code 3; its last output") as caught:
+        _pipeline("acme-crash-steps", "crash").run(
+            backend=acme.SubprocessOrchestrator(per_step=True)
+        )
+    assert {n: s.state for n, s in caught.value.result.steps.items()} == {
+        "numbers": "completed",
+        "crash": "failed",
+    }
+
+
+def test_work_past_its_deadline_is_stopped_and_recorded(acme, zenml_plugins):
+    from zenml_core import hookimpl
+
+    platforms = []
+
+    class Watched(acme.SubprocessPlatform):
+        def __init__(self):
+            super().__init__()
+            platforms.append(self)
+
+    @dataclass
+    class Hasty(acme.SubprocessOrchestrator):
+        def platform(self):
+            return Watched()
+
+        def workload(self, request, command, step):
+            workload = super().workload(request, command, step)
+            workload.deadline_seconds = 1
+            return workload
+
+        def wait_policy(self):
+            return WaitPolicy(poll_seconds=0.2, deadline_grace=0)
+
+    class Plugin:
+        @hookimpl
+        def register_orchestrators(self, register):
+            register("hasty", Hasty)
+
+    zenml_plugins.register(Plugin(), name="hasty")
+    with pytest.raises(InfrastructureFailure, match="past its deadline of 1 s") as caught:
+        _pipeline("acme-deadline", "sleepy").run(backend=Hasty())
+    assert caught.value.kind == FailureKind.DEADLINE_EXCEEDED
+    (platform,) = platforms
+    assert platform.jobs == {}  # cleaned up
+    run = caught.value.result.metadata_store.get_run(caught.value.result.run_id)
+    assert run.failure == "deadline_exceeded"
+
+
+def test_transient_errors_are_retried_and_others_are_not(acme):
+    calls = []
+
+    class Flaky(acme.SubprocessPlatform):
+        def submit(self, workload):
+            calls.append(workload.name)
+            if len(calls) < 3:
+                raise TransientError("429 Too Many Requests")
+            return super().submit(workload)
+
+    driver = RemoteDriver(Flaky(), WaitPolicy(poll_seconds=0.1))
+    assert driver._call(lambda: "ok") == "ok"
+    job = driver._submit(acme._workload("w", [sys.executable, "-c", "print(1)"]), {})
+    assert len(calls) == 3 and driver._wait_for(job) is None
+
+    class Refusing(acme.SubprocessPlatform):
+        def submit(self, workload):
+            calls.append("refused")
+            raise InfrastructureFailure(FailureKind.QUOTA, "Quota 'CPUS' exceeded")
+
+    with pytest.raises(InfrastructureFailure, match="Quota"):
+        RemoteDriver(Refusing(), WaitPolicy(poll_seconds=0.1))._submit(
+            acme._workload("w", ["true"]), {}
+        )
+    assert calls.count("refused") == 1
