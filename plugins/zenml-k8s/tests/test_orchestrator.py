@@ -307,6 +307,7 @@ def test_stores_on_this_machine_are_refused_with_the_fix(project, k8s_params, lo
         _pipeline("k8s-local").run(backend=KubernetesOrchestrator(**k8s_params))
     assert "MySQL metadata store" in str(caught.value)
     assert loopback_kubernetes.requests() == []
+    assert not (project / ".zenml" / "artifacts" / "code").exists()  # refused before the zip
 
 
 def test_no_kubeconfig_is_a_clear_error(project, stores, tmp_path):
