@@ -292,13 +292,10 @@ class RemoteDriver:
 
     def run(self, request: RunRequest, workload: Callable[[list[str]], Workload]) -> RunResult:
         """The whole run as one workload running ``request.command(...)``."""
-        location = request.publish_spec()
-        secrets = self._store_secrets(_owner(request.spec.run_id), request.secret_environment())
         try:
-            job = self._submit(workload(request.command(location, local=self._local)), secrets)
-        except BaseException as error:
-            self._forget_secrets(secrets)
-            self._record_refusal(request, error)
+            job, secrets = self._launch(request, _owner(request.spec.run_id), workload)
+        except InfrastructureFailure as error:  # refused (permission, quota): say so in the run
+            request.record_failure(str(error), error.kind)
             raise
         print(f"zenml: {job.id} created for run {request.spec.run_id} on {self.platform.where}")
         if not self.policy.wait:
@@ -327,15 +324,7 @@ class RemoteDriver:
     def run_step(self, step: StepRequest, workload: Callable[[list[str]], Workload]) -> None:
         """One step as one workload running ``step.command(...)``; returns when it ended well,
         raises ``InfrastructureFailure`` (recorded with the step) when it did not."""
-        location = step.publish_spec()
-        secrets = self._store_secrets(
-            _owner(step.spec.run_id, step.step), step.secret_environment()
-        )
-        try:
-            job = self._submit(workload(step.command(location, local=self._local)), secrets)
-        except BaseException:
-            self._forget_secrets(secrets)
-            raise
+        job, secrets = self._launch(step, _owner(step.spec.run_id, step.step), workload)
         try:
             failure = self._wait_for(job)
         except KeyboardInterrupt:
@@ -455,6 +444,22 @@ class RemoteDriver:
             reraise=True,
         )
         return retrying(function, *args)
+
+    def _launch(
+        self, work: RunRequest | StepRequest, owner: str, workload: Callable[[list[str]], Workload]
+    ) -> tuple[_Job, dict[str, SecretRef]]:
+        """Publish the spec, store the secrets, submit ``work.command``; nothing is left
+        behind if the submission fails."""
+        location = work.publish_spec()
+        secrets = self._store_secrets(owner, work.secret_environment())
+        try:
+            return self._submit(
+                workload(work.command(location, local=self._local)), secrets
+            ), secrets
+        except BaseException:
+            if secrets:  # whether or not the run would have been waited for
+                self._quietly(self.platform.delete_secrets, secrets)
+            raise
 
     def _store_secrets(self, owner: str, values: dict[str, str]) -> dict[str, SecretRef]:
         if not values:
@@ -576,10 +581,6 @@ class RemoteDriver:
                 f"zenml: could not {function.__name__} on {self.platform.where}: {error}",
                 file=sys.stderr,
             )
-
-    def _record_refusal(self, request: RunRequest, error: BaseException) -> None:
-        if isinstance(error, InfrastructureFailure):
-            request.record_failure(str(error), error.kind)
 
 
 def _owner(run_id: str, step: str | None = None) -> str:
