@@ -675,6 +675,9 @@ class _RemoteBackend(abc.ABC):
         if not platform.local_processes:
             request.require_shared_stores(platform.where)
         platform.check()
+        # connect here first: the store's schema is made by this process, never by remote
+        # work that may be killed half way through making it
+        request.components.metadata_store.check_access()
 
 
 class RemoteOrchestrator(_RemoteBackend, BaseOrchestrator):
