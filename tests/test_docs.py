@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from doc_blocks import plugins_doc_file
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -23,18 +25,6 @@ def test_readme_pipeline_example_runs_and_caches(project):
         assert result.stdout.strip() == "4.5"
 
 
-PLUGINS_DOC = Path(__file__).resolve().parents[1] / "docs" / "plugins.md"
-
-
-def _doc_file(name: str) -> str:
-    """The python block of docs/plugins.md whose first line is ``# NAME``."""
-    for block in PLUGINS_DOC.read_text().split("```python\n")[1:]:
-        code = block.split("```", 1)[0]
-        if code.startswith(f"# {name}\n"):
-            return code
-    raise AssertionError(f"docs/plugins.md has no block for {name}")
-
-
 def test_the_remote_backend_example_runs_as_printed(project, tmp_path):
     """The 'Writing a remote backend' example, installed as a real distribution, runs the
     printed pipeline: whole run and per step, each trainer in a process of its own."""
@@ -43,7 +33,7 @@ def test_the_remote_backend_example_runs_as_printed(project, tmp_path):
 
     source = tmp_path / "acme-subprocess"
     source.mkdir()
-    (source / "acme_subprocess.py").write_text(_doc_file("acme_subprocess.py"))
+    (source / "acme_subprocess.py").write_text(plugins_doc_file("acme_subprocess.py"))
     (source / "pyproject.toml").write_text(
         f"""[build-system]
 requires = ["hatchling"]
@@ -63,8 +53,8 @@ include = ["acme_subprocess.py"]
     )
     build_wheels([source], tmp_path / "wheels")
     install_wheels((tmp_path / "wheels").glob("*.whl"), tmp_path / "site")
-    (project / "my_steps.py").write_text(_doc_file("my_steps.py"))
-    (project / "pipeline.py").write_text(_doc_file("pipeline.py"))
+    (project / "my_steps.py").write_text(plugins_doc_file("my_steps.py"))
+    (project / "pipeline.py").write_text(plugins_doc_file("pipeline.py"))
     env = {
         **{k: v for k, v in os.environ.items() if k != "ZENML_PLUGIN_MODULES"},
         "PYTHONPATH": str(tmp_path / "site"),

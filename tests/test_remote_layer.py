@@ -9,7 +9,7 @@ import textwrap
 from dataclasses import dataclass
 
 import pytest
-from test_docs import _doc_file
+from doc_blocks import plugins_doc_file
 
 from zenml_core import Pipeline
 from zenml_core.backends.remote import (
@@ -45,7 +45,7 @@ def sleepy(x: list, seconds: float = 120) -> int:
 def acme(project, zenml_plugins, tmp_path):
     """The docs' example module, registered in-process; user steps only in the project."""
     path = tmp_path / "acme_subprocess.py"
-    path.write_text(_doc_file("acme_subprocess.py"))
+    path.write_text(plugins_doc_file("acme_subprocess.py"))
     spec = importlib.util.spec_from_file_location("acme_subprocess", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
