@@ -9,14 +9,18 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
+# The first-party plugins are the folders under plugins/ with a pyproject: adding one is adding
+# its folder (dev, the meta-tests, mypy and ruff read the same folders).
 PLUGINS = sorted(p.name for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())
+# The loopback cloud every remote backend is tested on, a distribution of its own.
+LOOPBACK = "./testing/zenml-loopback"
 CONSTRAINTS = ("-c", str(ROOT / "constraints.txt"))
 PYTHON = "3.11"  # ml-metadata's wheels end at cp311
 
 nox.options.default_venv_backend = "uv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
-nox.options.sessions = ["lint", "typecheck", "core", "plugin", "all", "e2e"]
+nox.options.sessions = ["lint", "typecheck", "core", "plugin", "loopback", "all", "e2e"]
 
 # What a plugin's tests need from this repository beyond the core and the plugin itself.
 PLUGIN_NEEDS = {"zenml-k8s": ["./plugins/zenml-gcp"]}  # its end-to-end runs store to gs://
@@ -27,6 +31,16 @@ TEST_ENV = {"ZENML_STRICT_PLUGINS": "1", "NO_GCE_CHECK": "true"}
 
 def _install(session: nox.Session, *targets: str) -> None:
     session.install(*CONSTRAINTS, *targets)
+
+
+def _debian(session: nox.Session, *groups: str) -> None:
+    """Debian packages the test servers need (MariaDB, Chromium, dockerd): no wheel installs
+    packages, the repository's test support does."""
+    session.run("python", str(ROOT / "testing" / "debian.py"), *groups)
+
+
+def _plugin_tests() -> list[str]:
+    return [f"plugins/{p}/tests" for p in PLUGINS]
 
 
 def _pytest(session: nox.Session, *paths: str) -> None:
@@ -42,7 +56,8 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def typecheck(session: nox.Session) -> None:
-    _install(session, "mypy", "types-PyYAML", "-e", ".[test,loopback]")
+    plugins = [arg for p in PLUGINS for arg in ("-e", f"./plugins/{p}")]
+    _install(session, "mypy", "types-PyYAML", "-e", ".[test]", "-e", f"{LOOPBACK}[test]", *plugins)
     session.run("mypy")
 
 
@@ -50,6 +65,7 @@ def typecheck(session: nox.Session) -> None:
 def core(session: nox.Session) -> None:
     """The core alone, installed as a user would (not editable), with no plugin present."""
     _install(session, ".[test]")
+    _debian(session, "mariadb", "chromium")
     _pytest(session, "tests")
 
 
@@ -57,23 +73,34 @@ def core(session: nox.Session) -> None:
 @nox.parametrize("plugin", PLUGINS, ids=PLUGINS)
 def plugin(session: nox.Session, plugin: str) -> None:
     """One plugin in a fresh environment with the core and only what it needs."""
-    _install(session, ".[testing]", f"./plugins/{plugin}[test]", *PLUGIN_NEEDS.get(plugin, []))
+    needs = PLUGIN_NEEDS.get(plugin, [])
+    _install(session, ".[testing]", LOOPBACK, f"./plugins/{plugin}[test]", *needs)
+    _debian(session, "mariadb")
     _pytest(session, f"plugins/{plugin}/tests")
+
+
+@nox.session(python=PYTHON)
+def loopback(session: nox.Session) -> None:
+    """The loopback cloud's emulators, through the real clients of the services they emulate."""
+    _install(session, ".[testing]", f"{LOOPBACK}[test]")
+    _pytest(session, f"{LOOPBACK}/tests")
 
 
 @nox.session(python=PYTHON, name="all")
 def everything(session: nox.Session) -> None:
     """Every distribution installed together: discovery must still be clean and unambiguous."""
-    _install(session, ".[test]", *(f"./plugins/{p}[test]" for p in PLUGINS))
+    _install(session, ".[test]", f"{LOOPBACK}[test]", *(f"./plugins/{p}[test]" for p in PLUGINS))
+    _debian(session, "mariadb", "chromium")
     session.run("zenml", "plugins", env=TEST_ENV)
-    _pytest(session, "--import-mode=importlib", "tests", *(f"plugins/{p}/tests" for p in PLUGINS))
+    _pytest(session, "--import-mode=importlib", "tests", f"{LOOPBACK}/tests", *_plugin_tests())
 
 
 @nox.session(python=PYTHON)
 def e2e(session: nox.Session) -> None:
     """The heavy end-to-end tests: workloads in real containers from our base image, on our
-    own dockerd (started here, stopped at the end; see zenml_core.testing.loopback)."""
-    _install(session, ".[test,loopback]", *(f"./plugins/{p}[test]" for p in PLUGINS))
+    own dockerd (started here, stopped at the end; see zenml_loopback)."""
+    _install(session, ".[test]", f"{LOOPBACK}[test]", *(f"./plugins/{p}[test]" for p in PLUGINS))
+    _debian(session, "docker", "mariadb")
     env = {**TEST_ENV, "ZENML_LOOPBACK_DOCKER": "1"}
     session.run(
         "pytest",
@@ -89,7 +116,7 @@ def e2e(session: nox.Session) -> None:
 def live(session: nox.Session) -> None:
     """The remote backends' tests against real clouds (not part of ./dev test). Each plugin's
     tests read their ZENML_LIVE_* variables and skip, saying which are missing, without them."""
-    _install(session, ".[test,loopback]", *(f"./plugins/{p}[test]" for p in PLUGINS))
+    _install(session, ".[test]", f"{LOOPBACK}[test]", *(f"./plugins/{p}[test]" for p in PLUGINS))
     env = {**TEST_ENV, "ZENML_LIVE_K8S": "1"}
     env.pop("NO_GCE_CHECK")  # real credentials may come from the metadata server
     session.run(

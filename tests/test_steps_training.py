@@ -10,6 +10,7 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
+import chromium  # tests/support
 import pytest
 
 from zenml_core.exceptions import PipelineError, StepFailedError
@@ -22,7 +23,6 @@ from zenml_core.steps import (
     TFFeedForwardTrainer,
     TrainingPipeline,
 )
-from zenml_core.testing import chromium
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

@@ -14,7 +14,7 @@ import pytest
 from zenml_core import __version__
 from zenml_core.docker import build_image, push_image
 from zenml_core.exceptions import ZenMLError
-from zenml_core.testing.loopback.docker_engine import (
+from zenml_loopback.docker_engine import (
     BASE_LABEL,
     OS_IMAGE,
     LocalRegistry,
@@ -32,7 +32,7 @@ def base(docker_engine):
 
 @pytest.fixture(scope="module")
 def wheelhouse_url():
-    from zenml_core.testing.loopback.docker_engine import source_tree
+    from zenml_loopback.docker_engine import source_tree
 
     with serve_folder(build_wheels(str(source_tree() / "plugins" / "zenml-gcp"))) as url:
         yield url

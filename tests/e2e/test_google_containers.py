@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from zenml_core.testing import wait_until
-from zenml_core.testing.loopback.fixtures import WORKLOAD_IMAGE
+from zenml_loopback.fixtures import WORKLOAD_IMAGE
 
 
 def test_a_custom_job_runs_in_a_container_of_our_image(loopback_google, monkeypatch):

@@ -1,54 +1,25 @@
 """A throwaway MariaDB server on 127.0.0.1 for tests of MySQL metadata stores.
 
-Installs Debian's mariadb-server when it is missing (tests run as root on our machines), keeps
-its data in a temporary folder, and stops only the server it started, by its PID.
+Needs Debian's mariadb-server and mariadb-client (``python testing/debian.py mariadb`` in a
+checkout; this module installs nothing), keeps its data in a temporary folder, and stops only
+the server it started, by its PID.
 """
 
 from __future__ import annotations
 
-import os
 import secrets
-import shutil
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from zenml_core.testing.processes import free_port, stop
-
-SBIN = ("/usr/sbin", "/usr/bin", "/sbin")
+from zenml_core.testing.processes import free_port, program, stop
 
 
-def _which(name: str) -> str | None:
-    return shutil.which(name) or next(
-        (f"{d}/{name}" for d in SBIN if os.access(f"{d}/{name}", os.X_OK)), None
-    )
-
-
-def ensure_installed() -> None:
-    if _which("mariadbd") and _which("mariadb-install-db"):
-        return
-    if os.geteuid() != 0:
-        raise RuntimeError(
-            "MariaDB is not installed and the tests are not root: "
-            "apt-get install mariadb-server mariadb-client"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        [
-            "apt-get",
-            "install",
-            "-y",
-            "-qq",
-            "--no-install-recommends",
-            "mariadb-server",
-            "mariadb-client",
-        ],
-        check=True,
-        env=env,
-    )
+def _which(name: str) -> str:
+    package = "mariadb-client" if name == "mariadb" else "mariadb-server"
+    return program(name, package, "mariadb")
 
 
 @dataclass
@@ -63,7 +34,7 @@ class MariaDB:
         """Run SQL as root over the server's socket."""
         result = subprocess.run(
             [
-                _which("mariadb") or "mariadb",
+                _which("mariadb"),
                 "--no-defaults",
                 "-uroot",
                 f"--socket={self.socket}",
@@ -87,14 +58,13 @@ class MariaDBServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> MariaDB:
-        ensure_installed()
         self.tmp = tempfile.TemporaryDirectory(prefix="zenml-mariadb-")
         root = Path(self.tmp.name)
         data, sock = root / "data", str(root / "mysqld.sock")
         port = free_port()
         subprocess.run(
             [
-                _which("mariadb-install-db") or "mariadb-install-db",
+                _which("mariadb-install-db"),
                 "--no-defaults",
                 "--user=root",
                 f"--datadir={data}",
@@ -107,7 +77,7 @@ class MariaDBServer:
         self.log = (root / "server.log").open("wb")
         self.process = subprocess.Popen(
             [
-                _which("mariadbd") or "mariadbd",
+                _which("mariadbd"),
                 "--no-defaults",
                 "--user=root",
                 f"--datadir={data}",

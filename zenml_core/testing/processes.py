@@ -9,6 +9,26 @@ import sys
 import time
 from pathlib import Path
 
+SBIN = ("/usr/sbin", "/usr/bin", "/sbin")
+
+
+def program(name: str, debian_package: str, group: str) -> str:
+    """The path of an installed program a test server needs, or an error saying how to get
+    it. Nothing here installs packages: a zenml-core checkout's ``testing/debian.py GROUP``
+    does (``./dev test`` runs it for the sessions that need it)."""
+    import os
+
+    found = shutil.which(name) or next(
+        (f"{d}/{name}" for d in SBIN if os.access(f"{d}/{name}", os.X_OK)), None
+    )
+    if found:
+        return found
+    raise RuntimeError(
+        f"{name} is not installed; it comes with the Debian package {debian_package}: "
+        f"`apt-get install {debian_package}`, or in a zenml-core checkout "
+        f"`python testing/debian.py {group}` (as root)."
+    )
+
 
 def free_port() -> int:
     with socket.socket() as probe:

@@ -11,8 +11,8 @@ import pytest
 from zenml_core.artifacts import ArtifactStore
 from zenml_core.artifacts.base import MANIFEST
 from zenml_core.exceptions import ArtifactStoreError, ConfigError
-from zenml_core.testing.loopback.gcs import GCSEmulator
 from zenml_gcp.artifact_store import GCSArtifactStore
+from zenml_loopback.gcs import GCSEmulator
 
 BUCKET = "zenml-test"
 

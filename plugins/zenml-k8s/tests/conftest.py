@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-pytest_plugins = ["zenml_core.testing.fixtures", "zenml_core.testing.loopback.fixtures"]
+pytest_plugins = ["zenml_core.testing.fixtures"]  # the loopback fixtures come with zenml-loopback
 
 USER_STEPS = """
 import os
@@ -150,7 +150,7 @@ def k8s_params(request, kubeconfig):
             "image": os.environ["ZENML_LIVE_K8S_IMAGE"],
             "poll_seconds": 2.0,
         }
-    from zenml_core.testing.loopback.fixtures import WORKLOAD_IMAGE
+    from zenml_loopback.fixtures import WORKLOAD_IMAGE
 
     return {
         "kubeconfig": kubeconfig,

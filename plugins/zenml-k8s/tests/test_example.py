@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from zenml_core.testing.loopback.fixtures import WORKLOAD_IMAGE, docker_mode
+from zenml_loopback.fixtures import WORKLOAD_IMAGE, docker_mode
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "kubernetes" / "pipeline.py"
 

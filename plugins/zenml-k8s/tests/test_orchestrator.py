@@ -20,8 +20,8 @@ from zenml_core import Pipeline
 from zenml_core.exceptions import ConfigError, StepFailedError, ZenMLError
 from zenml_core.testing import wait_until
 from zenml_core.testing.conformance import OrchestratorConformance
-from zenml_core.testing.loopback.fixtures import WORKLOAD_IMAGE, docker_mode
 from zenml_k8s.orchestrator import KubernetesOrchestrator
+from zenml_loopback.fixtures import WORKLOAD_IMAGE, docker_mode
 
 JOBS = "batch/v1/jobs"
 
@@ -292,8 +292,8 @@ def test_a_missing_namespace_is_named_before_anything_is_created(
 
 
 def test_an_unreachable_api_is_named(project, stores, k8s_params, tmp_path):
-    from zenml_core.testing.loopback.kubernetes import LoopbackKubernetes
-    from zenml_core.testing.loopback.workloads import SubprocessRunner
+    from zenml_loopback.kubernetes import LoopbackKubernetes
+    from zenml_loopback.workloads import SubprocessRunner
 
     cluster = LoopbackKubernetes(SubprocessRunner([]))  # never started: nothing listens there
     dead = cluster.write_kubeconfig(tmp_path / "dead-kubeconfig")

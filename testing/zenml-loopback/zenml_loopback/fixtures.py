@@ -1,8 +1,7 @@
 """pytest fixtures of the loopback cloud, for every remote backend's tests.
 
-Enable in a conftest.py with::
-
-    pytest_plugins = ["zenml_core.testing.fixtures", "zenml_core.testing.loopback.fixtures"]
+Installed with zenml-loopback, they are in every pytest run (its ``pytest11`` entry point);
+no conftest.py needs to name them.
 
 Workloads (a pod's container, a VM's command) run in Docker containers from our base image when
 ``ZENML_LOOPBACK_DOCKER=1`` (the ``e2e`` nox session; dockerd is started if needed and must
@@ -29,7 +28,7 @@ def docker_mode() -> bool:
 def gcs_emulator() -> Iterator[Any]:
     """A GCS emulator for the session with the bucket ``GCS_BUCKET``, and this process pointed
     at it; ``gcs_emulator.environment()`` is what a workload needs to reach it."""
-    from zenml_core.testing.loopback.gcs import GCSEmulator
+    from zenml_loopback.gcs import GCSEmulator
 
     with GCSEmulator() as emulator:
         saved = {k: os.environ.get(k) for k in emulator.environment()}
@@ -53,7 +52,7 @@ def gcs_bucket(gcs_emulator: Any) -> str:
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[Any]:
     """Our dockerd (started, or reused if one from ``docker_engine start`` answers)."""
-    from zenml_core.testing.loopback.docker_engine import DockerEngine
+    from zenml_loopback.docker_engine import DockerEngine
 
     with DockerEngine() as engine:
         yield engine
@@ -63,13 +62,13 @@ def docker_engine() -> Iterator[Any]:
 def workload_runner(request: pytest.FixtureRequest) -> Any:
     """Runs workloads of the image ``WORKLOAD_IMAGE``: a container FROM our base image with
     zenml-gcp added (built with ``zenml_core.docker.build_image``), or a subprocess."""
-    from zenml_core.testing.loopback.workloads import DockerRunner, SubprocessRunner
+    from zenml_loopback.workloads import DockerRunner, SubprocessRunner
 
     if not docker_mode():
         return SubprocessRunner([WORKLOAD_IMAGE])
     from zenml_core import __version__
     from zenml_core.docker import base_image, build_image
-    from zenml_core.testing.loopback.docker_engine import (
+    from zenml_loopback.docker_engine import (
         build_wheels,
         ensure_base_image,
         serve_folder,
@@ -94,7 +93,7 @@ def workload_runner(request: pytest.FixtureRequest) -> Any:
 @pytest.fixture
 def loopback_kubernetes(workload_runner: Any) -> Iterator[Any]:
     """A Kubernetes API on loopback whose Jobs really run (see ``workload_runner``)."""
-    from zenml_core.testing.loopback.kubernetes import LoopbackKubernetes
+    from zenml_loopback.kubernetes import LoopbackKubernetes
 
     with LoopbackKubernetes(workload_runner, namespaces=("default", "ml")) as cluster:
         yield cluster
@@ -104,7 +103,7 @@ def loopback_kubernetes(workload_runner: Any) -> Iterator[Any]:
 def loopback_google(workload_runner: Any) -> Iterator[Any]:
     """Compute Engine and Vertex AI on loopback whose VMs and custom jobs really run; give the
     clients ``loopback_google.client_options()`` and ``AnonymousCredentials``."""
-    from zenml_core.testing.loopback.google import LoopbackGoogleCloud
+    from zenml_loopback.google import LoopbackGoogleCloud
 
     with LoopbackGoogleCloud(workload_runner) as cloud:
         yield cloud
@@ -113,7 +112,7 @@ def loopback_google(workload_runner: Any) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def s3_emulator() -> Iterator[Any]:
     """S3 on loopback (moto's server); ``s3_emulator.client()`` is a boto3 client for it."""
-    from zenml_core.testing.loopback.s3 import S3Emulator
+    from zenml_loopback.s3 import S3Emulator
 
     with S3Emulator() as emulator:
         yield emulator

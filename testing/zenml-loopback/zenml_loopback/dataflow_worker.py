@@ -1,6 +1,6 @@
 """The loopback Dataflow's worker: run a Dataflow job's staged pipeline for real.
 
-``python -m zenml_core.testing.loopback.dataflow_worker PIPELINE_URL`` reads the Runner API
+``python -m zenml_loopback.dataflow_worker PIPELINE_URL`` reads the Runner API
 pipeline Beam's DataflowRunner staged (``pipeline.pb``), points its SDK environments at this
 interpreter (Dataflow would start its SDK harness container instead), and runs it with Beam's
 portable FnApiRunner. Exit status 0 when the pipeline is DONE.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from zenml_core.testing.loopback.s3 import S3Emulator
+from zenml_loopback.s3 import S3Emulator
 
 
 @pytest.fixture(scope="module")

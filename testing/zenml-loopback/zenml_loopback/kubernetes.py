@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zenml_core.testing.loopback.service import LoopbackService, background
-from zenml_core.testing.loopback.workloads import ImageNotFound, Runner, Running, Workload
+from zenml_loopback.service import LoopbackService, background
+from zenml_loopback.workloads import ImageNotFound, Runner, Running, Workload
 
 FAULTS = ("oom", "evicted", "image-pull")
 RESOURCES = ("batch/v1/jobs", "v1/pods", "v1/secrets", "v1/configmaps")

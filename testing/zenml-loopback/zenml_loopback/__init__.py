@@ -10,6 +10,6 @@
 
 Faults on demand (a pod OOM-killed or evicted, a VM preempted, a job cancelled, an API
 answering 429, 500 or 403) are methods of the emulators. Install with
-``pip install 'zenml-core[loopback]'`` (S3 also needs ``[loopback-aws]``). Nothing here
-reaches beyond 127.0.0.1.
+``pip install zenml-loopback`` (S3 also needs its ``[aws]`` extra); its fixtures are then in
+every pytest run. Nothing here reaches beyond 127.0.0.1.
 """

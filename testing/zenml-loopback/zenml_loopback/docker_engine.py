@@ -13,7 +13,7 @@ the root file system, the wheelhouse, and the engine's data root, so images surv
 
 Command line (used by CI and by hand)::
 
-    python -m zenml_core.testing.loopback.docker_engine start|stop|status|base-image
+    python -m zenml_loopback.docker_engine start|stop|status|base-image
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from zenml_core._version import __version__
-from zenml_core.testing.processes import free_port, start_server
+from zenml_core.testing.processes import free_port, program, start_server
 
 DEBIAN_SUITE = "bookworm"  # python3 is 3.11 there, the line ml-metadata's wheels need
 OS_IMAGE = f"zenml-loopback/debian-python:{DEBIAN_SUITE}"
@@ -63,24 +63,8 @@ def cache_root() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "zenml-core" / "loopback"
 
 
-def _apt_install(*packages: str) -> None:
-    if os.geteuid() != 0:
-        raise RuntimeError(f"{', '.join(packages)} missing and not root: apt-get install them")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, capture_output=True)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
-        check=True,
-        env=env,
-        capture_output=True,
-    )
-
-
-def _sbin(name: str) -> str | None:
-    return shutil.which(name) or next(
-        (f"{d}/{name}" for d in ("/usr/sbin", "/usr/bin", "/sbin") if os.access(f"{d}/{name}", 1)),
-        None,
-    )
+def _sbin(name: str, debian_package: str) -> str:
+    return program(name, debian_package, "docker")
 
 
 class DockerEngine:
@@ -117,13 +101,11 @@ class DockerEngine:
     def start(self) -> DockerEngine:
         if self.answers():
             return self
-        if not _sbin("dockerd"):
-            _apt_install("docker.io")
         self.root.mkdir(parents=True, exist_ok=True)
         self.socket.unlink(missing_ok=True)
         self.pidfile.unlink(missing_ok=True)
         command = [
-            _sbin("dockerd") or "dockerd",
+            _sbin("dockerd", "docker.io"),
             "--storage-driver=overlay2",
             "--iptables=false",
             "--bridge=none",
@@ -227,14 +209,12 @@ def root_filesystem() -> Path:
     tarball = cache_root() / f"rootfs-{DEBIAN_SUITE}-{packages}.tar"
     if tarball.exists():
         return tarball
-    if not _sbin("debootstrap"):
-        _apt_install("debootstrap")
     tarball.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tarball.parent) as work:
         rootfs = Path(work) / "rootfs"
         subprocess.run(
             [
-                _sbin("debootstrap") or "debootstrap",
+                _sbin("debootstrap", "debootstrap"),
                 "--variant=minbase",
                 f"--include={OS_PACKAGES}",
                 DEBIAN_SUITE,
@@ -380,8 +360,6 @@ class LocalRegistry:
         self._folder = tempfile.TemporaryDirectory(prefix="zenml-registry-")
 
     def __enter__(self) -> LocalRegistry:
-        if not _sbin("docker-registry"):
-            _apt_install("docker-registry")
         folder = Path(self._folder.name)
         config = folder / "config.yml"
         config.write_text(
@@ -390,7 +368,7 @@ class LocalRegistry:
             f"http:\n  addr: 127.0.0.1:{self.port}\n"
         )
         self.process = start_server(
-            [_sbin("docker-registry") or "docker-registry", "serve", str(config)],
+            [_sbin("docker-registry", "docker-registry"), "serve", str(config)],
             self.port,
             "docker-registry",
         )
@@ -404,7 +382,7 @@ class LocalRegistry:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m zenml_core.testing.loopback.docker_engine")
+    parser = argparse.ArgumentParser(prog="python -m zenml_loopback.docker_engine")
     parser.add_argument("command", choices=["start", "stop", "status", "base-image"])
     args = parser.parse_args(argv)
     engine = DockerEngine()

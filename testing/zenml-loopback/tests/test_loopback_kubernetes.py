@@ -13,8 +13,8 @@ import urllib.request
 import pytest
 
 from zenml_core.testing import wait_until
-from zenml_core.testing.loopback.kubernetes import LoopbackKubernetes
-from zenml_core.testing.loopback.workloads import SubprocessRunner
+from zenml_loopback.kubernetes import LoopbackKubernetes
+from zenml_loopback.workloads import SubprocessRunner
 
 IMAGE = "loopback/test:1"
 JOBS = "/apis/batch/v1/namespaces/default/jobs"
@@ -196,7 +196,7 @@ def test_unknown_faults_are_refused(cluster):
 
 
 def test_the_subprocess_runner_uses_this_interpreter(tmp_path):
-    from zenml_core.testing.loopback.workloads import Workload
+    from zenml_loopback.workloads import Workload
 
     running = SubprocessRunner([IMAGE]).start(
         Workload(IMAGE, ["python", "-c", "import sys; print(sys.executable)"])

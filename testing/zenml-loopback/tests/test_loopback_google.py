@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from zenml_core.testing import wait_until
-from zenml_core.testing.loopback.google import LoopbackGoogleCloud
-from zenml_core.testing.loopback.workloads import SubprocessRunner
+from zenml_loopback.google import LoopbackGoogleCloud
+from zenml_loopback.workloads import SubprocessRunner
 
 IMAGE = "loopback/test:1"
 PROJECT, ZONE, REGION = "p", "europe-west1-b", "europe-west1"

@@ -11,8 +11,8 @@ import threading
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Self, TypeVar
 
-from zenml_core.testing.loopback.workloads import Running
 from zenml_core.testing.processes import free_port
+from zenml_loopback.workloads import Running
 
 T = TypeVar("T")
 

@@ -1,10 +1,8 @@
 """Headless Chromium for tests that look at pages as a person would (Debian's chromium,
-installed by the test setup when missing). Every flag that reaches the network is off."""
+installed by ``testing/debian.py chromium``). Every flag that reaches the network is off."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -22,21 +20,9 @@ FLAGS = [
 
 
 def executable() -> str:
-    found = shutil.which("chromium")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise RuntimeError(
-            "Chromium is missing and the tests are not root: apt-get install chromium"
-        )
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium"],
-        check=True,
-        env=env,
-    )
-    return shutil.which("chromium") or "/usr/bin/chromium"
+    from zenml_core.testing.processes import program
+
+    return program("chromium", "chromium", "chromium")
 
 
 def _run(page: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from zenml_core.testing import wait_until
-from zenml_core.testing.loopback.google import LoopbackGoogleCloud
-from zenml_core.testing.loopback.workloads import SubprocessRunner
+from zenml_loopback.google import LoopbackGoogleCloud
+from zenml_loopback.workloads import SubprocessRunner
 
 SDK_IMAGE = "gcr.io/cloud-dataflow/v1beta3/beam_python3.11_sdk:2.77.0"
 

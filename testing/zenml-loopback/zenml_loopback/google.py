@@ -36,8 +36,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from zenml_core.testing.loopback.service import LoopbackService
-from zenml_core.testing.loopback.workloads import ImageNotFound, Runner, Running, Workload
+from zenml_loopback.service import LoopbackService
+from zenml_loopback.workloads import ImageNotFound, Runner, Running, Workload
 
 _COMPUTE = re.compile(
     r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/(instances|operations)(?:/([^/:]+))?(?:/([a-zA-Z]+))?$"
@@ -407,7 +407,7 @@ class LoopbackGoogleCloud(LoopbackService):
             command=[
                 "python",
                 "-m",
-                "zenml_core.testing.loopback.dataflow_worker",
+                "zenml_loopback.dataflow_worker",
                 f"{staging.rstrip('/')}/pipeline.pb",
             ],
         )
