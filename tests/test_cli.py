@@ -58,6 +58,10 @@ def test_plugins_json(zenml_plugins, capsys):
                 "artifact_store": ["file"],
                 "metadata_store": ["mysql", "sqlite"],
             },
+            "attempted": {},
+            "refused": [],
+            "import_seconds": None,
+            "heavy_imports": [],
             "errors": [],
         }
     ]

@@ -49,7 +49,17 @@ PROJECTS = {
     "zenml-future": (NEVER_IMPORT, "3.0.0", ">=5,<6"),
     "zenml-undeclared": (NEVER_IMPORT, "1.0.0", None),
     "zenml-badsig": (BAD_SIGNATURE, "0.1.0", ">=0.1,<1"),
+    # registers zenml-core's own name: refused for that name, the built-in stays
+    "zenml-hijack": (
+        orchestrator_plugin_source("local", "HijackOrchestrator"),
+        "6.6.6",
+        ">=0.1,<1",
+    ),
 }
+# Entry modules that cost every `zenml` command: one sleeps, one imports pandas.
+SLOW = "import time\ntime.sleep(1.5)\n" + orchestrator_plugin_source("sleepy", "Sleepy")
+HEAVY = "import pandas  # noqa: F401\n" + orchestrator_plugin_source("hefty", "Hefty")
+SLOW_PROJECTS = {"zenml-sleepy": SLOW, "zenml-hefty": HEAVY}
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +79,10 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
             entry_point_name="k8s",
         )
     )
+    projects += [
+        write_plugin_project(root, dist, source, core_requirement=">=0.1,<1")
+        for dist, source in SLOW_PROJECTS.items()
+    ]
     wheel_dir = tmp_path_factory.mktemp("wheels")
     build_wheels(projects, wheel_dir)
     return {p.name.split("-")[0].replace("_", "-"): p for p in wheel_dir.glob("*.whl")}
@@ -78,6 +92,13 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
 def mixed(tmp_path_factory, wheels) -> Path:
     target = tmp_path_factory.mktemp("site-mixed")
     install_wheels([wheels[d] for d in PROJECTS], target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def slow(tmp_path_factory, wheels) -> Path:
+    target = tmp_path_factory.mktemp("site-slow")
+    install_wheels([wheels[d] for d in SLOW_PROJECTS], target)
     return target
 
 
@@ -98,10 +119,12 @@ def run(site: Path, args: list[str], **env: str) -> subprocess.CompletedProcess[
 
 def plugins_json(site: Path, **env: str) -> dict[str, dict]:
     result = run(site, ["-m", "zenml_core", "plugins", "--json"], **env)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode in (0, 1), result.stderr  # 1: a plugin failed
     report = json.loads(result.stdout)
     return {p["distribution"]: p for p in report["plugins"]} | {
-        "__conflicts__": report["conflicts"]
+        "__conflicts__": report["conflicts"],
+        "__problems__": report["problems"],
+        "__exit__": result.returncode,
     }
 
 
@@ -129,8 +152,15 @@ def test_each_distribution_is_listed_with_its_version_and_state(mixed):
     missing = found["zenml-missingdep"]
     assert missing["status"] == "failed" and missing["version"] == "0.5.0"
     assert "No module named 'definitely_not_installed_sdk'" in missing["errors"][0]
-    assert found["zenml-exploding"]["status"] == "failed"
-    assert "RuntimeError: no credentials found" in found["zenml-exploding"]["errors"][0]
+    exploding = found["zenml-exploding"]
+    assert exploding["status"] == "failed"
+    assert "RuntimeError: no credentials found" in exploding["errors"][0]
+    # a failed plugin provides nothing; what it tried to register is kept apart
+    assert exploding["backends"] == {} and exploding["attempted"] == {"orchestrator": ["boom"]}
+    hijack = found["zenml-hijack"]
+    assert hijack["status"] == "loaded" and hijack["refused"] == ["orchestrator 'local'"]
+    assert hijack["backends"] == {}
+    assert found["__exit__"] == 1  # plugins failed
     assert found["zenml-badsig"]["status"] == "failed"
     assert "bad hook" in found["zenml-badsig"]["errors"][0]
     future = found["zenml-future"]
@@ -149,7 +179,7 @@ def test_each_distribution_is_listed_with_its_version_and_state(mixed):
 
 def test_the_table_shows_problems_with_distribution_names(mixed):
     result = run(mixed, ["-m", "zenml_core", "plugins"])
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # plugins failed
     lines = result.stdout.splitlines()
     assert lines[0].split()[:4] == ["DISTRIBUTION", "VERSION", "PLUGIN", "STATUS"]
     assert any(
@@ -163,8 +193,11 @@ def test_the_table_shows_problems_with_distribution_names(mixed):
         "zenml-undeclared 1.0.0",
         "zenml-badsig 0.1.0",
         "zenml-twin-a 1.0.0",
+        "zenml-hijack 6.6.6",
     ):
         assert dist in problems
+    exploding = next(line.split() for line in lines if line.startswith("zenml-exploding"))
+    assert exploding[3] == "failed" and set(exploding[4:]) == {"-"}  # no usable backends
 
 
 def test_a_found_plugin_is_used_by_name_and_round_trips(mixed):
@@ -202,11 +235,13 @@ def test_broken_plugins_break_only_what_they_provide(mixed):
     )
     assert "zenml-twin-a 1.0.0" in twin and "zenml-twin-b 1.0.0" in twin
     unknown = ask(mixed, ASK_FOR.format(name="nowhere"))
-    assert unknown.startswith("UnknownBackendError No orchestrator backend named 'nowhere'.")
+    # plugins that failed before saying what they provide are blamed, as PluginLoadError
+    assert unknown.startswith("PluginLoadError No orchestrator backend named 'nowhere'.")
     # what loaded, whatever else this environment has installed (e.g. kubernetes in `all`)
     available = set(unknown.split("Available: ", 1)[1].split(".", 1)[0].split(", "))
     assert {"acme", "local"} <= available and not {"boom", "twin"} & available
-    assert "might provide it: zenml-badsig 0.1.0" in unknown and "zenml-missingdep 0.5.0" in unknown
+    assert "zenml-badsig 0.1.0 (plugin 'zenml_badsig') might provide it but failed" in unknown
+    assert "zenml-missingdep 0.5.0" in unknown and "definitely_not_installed_sdk" in unknown
 
 
 def test_strict_mode_fails_on_any_problem(mixed):
@@ -244,3 +279,77 @@ def test_first_party_name_raises_its_broken_distributions_error(fake_k8s):
     )
     blocked = ask(fake_k8s, ASK_FOR.format(name="kubernetes"), ZENML_PLUGINS_BLOCK="k8s")
     assert "which is installed but disabled (blocked by ZENML_PLUGINS_BLOCK=k8s)" in blocked
+
+
+def test_a_built_in_name_cannot_be_hijacked(mixed, tmp_path):
+    out = ask(
+        mixed,
+        f"""
+        from pathlib import Path
+
+        from zenml_core import Pipeline
+        from zenml_core.repository import init
+        from zenml_core.testing.steps import numbers
+
+        init(Path({str(tmp_path)!r}))
+        pipeline = Pipeline("defaults")
+        pipeline.add_step(numbers())
+        result = pipeline.run()
+        print(result.status, result.metadata_store.get_run(result.run_id).orchestrator)
+        """,
+    )
+    assert out.splitlines()[-1] == "completed local"
+    table = run(mixed, ["-m", "zenml_core", "plugins"]).stdout
+    assert "zenml-hijack 6.6.6 (plugin 'zenml_hijack'): registers orchestrator 'local'" in table
+
+
+def test_the_exit_code_says_whether_plugins_are_sound(mixed):
+    def code(*args, **env):
+        return run(mixed, ["-m", "zenml_core", "plugins", *args], **env).returncode
+
+    assert code() == 1  # failed plugins
+    assert code(ZENML_PLUGINS="zenml-acme") == 0
+    assert code("--check", ZENML_PLUGINS="zenml-acme") == 0
+    # a refused name is a problem, not a failure: only --check turns it into an exit code
+    assert code(ZENML_PLUGINS="zenml-hijack") == 0
+    assert code("--check", ZENML_PLUGINS="zenml-hijack") == 1
+
+
+def test_an_allow_list_naming_nothing_installed_is_reported(mixed):
+    found = plugins_json(mixed, ZENML_PLUGINS="zenml-acme,zenml-acmee")
+    (problem,) = found["__problems__"]
+    assert "ZENML_PLUGINS=zenml-acme,zenml-acmee names 'zenml-acmee'" in problem
+    assert "no installed plugin is called that" in problem
+    assert (
+        run(mixed, ["-m", "zenml_core", "plugins", "--check"], ZENML_PLUGINS="nothing").returncode
+        == 1
+    )
+
+
+def test_a_blocked_plugin_is_named_as_blocked_not_missing(mixed):
+    out = ask(
+        mixed,
+        ASK_FOR.format(name="acme"),
+        ZENML_PLUGINS_BLOCK="zenml-acme",
+        ZENML_PLUGINS="zenml-acme,zenml-twin-a",
+    )
+    assert out.startswith("UnknownBackendError No orchestrator backend named 'acme'.")
+    assert "zenml-acme 1.2.0 (plugin 'zenml_acme'), blocked by ZENML_PLUGINS_BLOCK" in out
+    assert "Install the plugin" not in out
+
+
+def test_slow_and_heavy_plugins_are_visible_and_fatal_when_strict(slow):
+    found = plugins_json(slow)
+    assert found["zenml-sleepy"]["import_seconds"] >= 1.5
+    assert "pandas" in found["zenml-hefty"]["heavy_imports"]
+    problems = " ".join(found["__problems__"])
+    assert "zenml-sleepy 1.0.0" in problems and "took" in problems
+    assert "zenml-hefty 1.0.0" in problems and "imports pandas" in problems
+    verbose = run(slow, ["-m", "zenml_core", "plugins", "-v"]).stdout
+    hefty = next(line.split() for line in verbose.splitlines() if line.startswith("zenml-hefty"))
+    assert "pandas" in hefty[-1].split(",") and hefty[-2] == "ms"
+    strict = run(slow, ["-m", "zenml_core", "plugins"], ZENML_STRICT_PLUGINS="1")
+    assert strict.returncode == 1 and "zenml-sleepy" in strict.stderr
+    # a generous limit lets the slow one pass; the heavy one still fails
+    relaxed = plugins_json(slow, ZENML_PLUGIN_IMPORT_LIMIT="30")
+    assert not any("sleepy" in p for p in relaxed["__problems__"])

@@ -207,22 +207,112 @@ def test_invalid_registrations_are_recorded(zenml_plugins, name, cls, message):
     assert message in info.errors[0]
 
 
-def test_two_plugins_one_name_is_an_error_naming_both(zenml_plugins):
+def test_a_plugin_cannot_take_a_built_in_name(zenml_plugins):
     class Impostor:
         @hookimpl
         def register_orchestrators(self, register):
             register("local", SpaceOrchestrator)
+            register("space", SpaceOrchestrator)
 
-    zenml_plugins.register(
+    info = zenml_plugins.register(
         Impostor(), name="impostor", distribution="zenml-impostor", version="9.9"
     )
-    with pytest.raises(PluginConflictError) as caught:
-        zenml_plugins.get_class("orchestrator", "local")
-    message = str(caught.value)
-    assert "orchestrator backend name 'local' is registered by both" in message
-    assert "zenml-core 0.1.0" in message and "zenml-impostor 9.9" in message
-    assert zenml_plugins.get_class("processing", "local")  # the rest still works
+    assert zenml_plugins.get_class("orchestrator", "local") is LocalOrchestrator
+    assert zenml_plugins.get_class("orchestrator", "space") is SpaceOrchestrator  # the rest works
+    assert info.status == LOADED and info.refused == ["orchestrator 'local'"]
+    assert info.backends == {"orchestrator": ["space"]}
+    (problem,) = zenml_plugins.problems()
+    assert "zenml-impostor 9.9" in problem and "orchestrator 'local'" in problem
+    assert "a name zenml-core itself provides" in problem
+
+
+def test_two_third_party_plugins_one_name_is_an_error_naming_both(zenml_plugins):
+    @dataclass
+    class OtherSpaceOrchestrator(SpaceOrchestrator):
+        pass
+
+    def plugin(cls):
+        class Plugin:
+            @hookimpl
+            def register_orchestrators(self, register):
+                register("space", cls)
+
+        return Plugin()
+
+    zenml_plugins.register(plugin(SpaceOrchestrator), name="a", distribution="zenml-a", version="1")
+    zenml_plugins.register(
+        plugin(OtherSpaceOrchestrator), name="b", distribution="zenml-b", version="2"
+    )
+    with pytest.raises(PluginConflictError) as by_name:
+        zenml_plugins.get_class("orchestrator", "space")
+    # passing the class object itself is no way around it: either class names both
+    for cls in (SpaceOrchestrator, OtherSpaceOrchestrator):
+        with pytest.raises(PluginConflictError) as by_class:
+            zenml_plugins.name_of(cls)
+        assert str(by_class.value) == str(by_name.value)
+    message = str(by_name.value)
+    assert "orchestrator backend name 'space' is registered by both" in message
+    assert "zenml-a 1" in message and "zenml-b 2" in message
+    assert zenml_plugins.get_class("orchestrator", "local")  # the rest still works
     assert len(zenml_plugins.problems()) == 1
+
+
+def test_a_conflicting_class_object_does_not_run(zenml_plugins, tmp_path, monkeypatch):
+    from zenml_core import Pipeline
+    from zenml_core.repository import init
+    from zenml_core.testing.steps import numbers
+
+    class Twice:
+        @hookimpl
+        def register_orchestrators(self, register):
+            register("space", SpaceOrchestrator)
+
+    zenml_plugins.register(Twice(), name="a", distribution="zenml-a", version="1")
+    zenml_plugins.register(Twice(), name="b", distribution="zenml-b", version="2")
+    monkeypatch.chdir(tmp_path)
+    init(tmp_path)
+    pipeline = Pipeline("conflicted")
+    pipeline.add_step(numbers())
+    with pytest.raises(PluginConflictError, match=r"zenml-a 1 .* and zenml-b 2"):
+        pipeline.run(backend=SpaceOrchestrator())
+    assert not list((tmp_path / ".zenml").rglob("*.zip")), "nothing is written for a refused run"
+
+
+def test_using_a_class_of_a_failed_plugin_names_the_failure(zenml_plugins):
+    class HalfBroken:
+        @hookimpl
+        def register_orchestrators(self, register):
+            register("space", SpaceOrchestrator)
+            raise RuntimeError("the hook broke after registering")
+
+    zenml_plugins.register(HalfBroken(), name="half", distribution="zenml-half", version="3")
+    with pytest.raises(PluginLoadError, match="the hook broke after registering") as caught:
+        zenml_plugins.name_of(SpaceOrchestrator)
+    assert "zenml-half 3" in str(caught.value) and "is not registered" not in str(caught.value)
+    with pytest.raises(PluginLoadError, match="zenml-half 3"):
+        zenml_plugins.get_class("orchestrator", "space")
+
+
+def test_an_unknown_name_blames_a_plugin_that_failed_before_registering(zenml_plugins):
+    class Exploding:
+        @hookimpl
+        def register_orchestrators(self, register):
+            raise RuntimeError("nothing registered")
+
+    zenml_plugins.register(Exploding(), name="exploding", distribution="zenml-x", version="1")
+    with pytest.raises(PluginLoadError) as caught:
+        zenml_plugins.get_class("orchestrator", "space")
+    assert "zenml-x 1" in str(caught.value) and "nothing registered" in str(caught.value)
+
+
+def test_a_plugin_added_for_a_while_can_be_removed(zenml_plugins):
+    zenml_plugins.register(EveryKindPlugin(), name="every")
+    assert "space" in zenml_plugins.names("orchestrator")
+    zenml_plugins.unregister("every")
+    assert "space" not in zenml_plugins.names("orchestrator")
+    assert all(p.name != "every" for p in zenml_plugins.plugins())
+    zenml_plugins.register(EveryKindPlugin(), name="every")  # and added again
+    assert "space" in zenml_plugins.names("orchestrator")
 
 
 def test_registering_the_same_plugin_name_twice_is_refused(zenml_plugins):

@@ -23,12 +23,15 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _cmd_plugins(args: argparse.Namespace) -> int:
+    """Exit 1 when a plugin failed to load (or, with --check, on any problem at all)."""
     from zenml_core.kinds import KINDS
-    from zenml_core.plugins import get_plugin_manager
+    from zenml_core.plugins import DISABLED, get_plugin_manager
 
     manager = get_plugin_manager()
     plugins = manager.plugins()
     conflicts = manager.conflicts()
+    problems = manager.problems()
+    code = 1 if manager.failed() or (args.check and problems) else 0
     if args.json:
         print(
             json.dumps(
@@ -42,25 +45,30 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
                         {"kind": kind, "name": name, "distributions": [i.label for i in infos]}
                         for (kind, name), infos in conflicts.items()
                     ],
+                    "problems": problems,
                 },
                 indent=2,
             )
         )
-        return 0
+        return code
     header = ["DISTRIBUTION", "VERSION", "PLUGIN", "STATUS", *[k.upper() for k in KINDS]]
-    rows = [
-        [
+    if args.verbose:
+        header += ["IMPORT", "HEAVY IMPORTS"]
+    rows = []
+    for p in plugins:
+        row = [
             p.distribution or "-",
             p.version or "-",
             p.name,
             p.status,
             *[",".join(sorted(p.backends.get(kind, []))) or "-" for kind in KINDS],
         ]
-        for p in plugins
-    ]
+        if args.verbose:
+            seconds = "-" if p.import_seconds is None else f"{p.import_seconds * 1000:.1f} ms"
+            row += [seconds, ",".join(p.heavy_imports) or "-"]
+        rows.append(row)
     print(_table(header, rows))
-    problems = manager.problems()
-    disabled = [f"{p.label}: {'; '.join(p.errors)}" for p in plugins if p.status == "disabled"]
+    disabled = [f"{p.label}: {'; '.join(p.errors)}" for p in plugins if p.status == DISABLED]
     if problems:
         print("\nProblems:")
         for line in problems:
@@ -73,7 +81,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
         for p in plugins:
             for tb in p.tracebacks:
                 print(f"\n{p.label}:\n{tb}")
-    return 0
+    return code
 
 
 def _cmd_backends(args: argparse.Namespace) -> int:
@@ -304,7 +312,15 @@ def build_parser() -> argparse.ArgumentParser:
         "plugins", help="list installed plugins, their backends and errors"
     )
     plugins.add_argument("--json", action="store_true", help="machine-readable output")
-    plugins.add_argument("-v", "--verbose", action="store_true", help="include load tracebacks")
+    plugins.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="include each plugin's import time, heavy imports and load tracebacks",
+    )
+    plugins.add_argument(
+        "--check", action="store_true", help="exit 1 on any problem, not only a failed plugin"
+    )
     plugins.set_defaults(handler=_cmd_plugins)
 
     backends = commands.add_parser(

@@ -16,14 +16,23 @@ Environment:
   ZENML_STRICT_PLUGINS 1/true: any plugin problem raises at load time.
   ZENML_PLUGIN_MODULES comma-separated importable modules to load as plugins without an
                        entry point (an application's own backends; tests' child processes).
+  ZENML_PLUGIN_IMPORT_LIMIT  seconds a plugin's entry module may take to import (default 1);
+                       slower ones, and ones that import a heavy library, are flagged (fatal
+                       under ZENML_STRICT_PLUGINS).
+
+Built-in names (``local``, ``file``, ``sqlite``, ``mysql``) belong to zenml-core: a plugin that
+registers one is refused for that name (the built-in wins; ``zenml plugins`` shows the refusal).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import re
+import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +57,23 @@ ENV_ALLOW = "ZENML_PLUGINS"
 ENV_BLOCK = "ZENML_PLUGINS_BLOCK"
 ENV_STRICT = "ZENML_STRICT_PLUGINS"
 ENV_MODULES = "ZENML_PLUGIN_MODULES"
+ENV_IMPORT_LIMIT = "ZENML_PLUGIN_IMPORT_LIMIT"
+#: the variables that choose plugins; a remote run gets them too, so it loads what this did
+PLUGIN_ENVIRONMENT = (ENV_ALLOW, ENV_BLOCK, ENV_STRICT, ENV_MODULES, ENV_IMPORT_LIMIT)
+DEFAULT_IMPORT_LIMIT_S = 1.0
+#: Modules a light import must not pull in: a plugin's entry module, a backend's module, the
+#: core itself (checked here, by the conformance suites, the tests and bench/).
+HEAVY_MODULES = (
+    "tensorflow",
+    "keras",
+    "apache_beam",
+    "google.cloud",
+    "kubernetes",
+    "ml_metadata",
+    "docker",
+    "pandas",
+    "pyarrow",
+)
 
 CORE_DISTRIBUTION = "zenml-core"
 BUILTIN_PLUGIN = "builtin"
@@ -81,8 +107,15 @@ class PluginInfo:
     status: str = LOADED
     errors: list[str] = field(default_factory=list)
     tracebacks: list[str] = field(default_factory=list)
-    #: kind -> names this plugin registered (or tried to, if it failed)
+    #: kind -> names this plugin provides (none if it failed: see ``attempted``)
     backends: dict[str, list[str]] = field(default_factory=dict)
+    #: kind -> names the plugin registered before it failed, or that were refused
+    attempted: dict[str, list[str]] = field(default_factory=dict)
+    #: registrations refused because the name is zenml-core's own ("orchestrator 'local'")
+    refused: list[str] = field(default_factory=list)
+    #: how long its entry module took to import, and the heavy modules that import pulled in
+    import_seconds: float | None = None
+    heavy_imports: list[str] = field(default_factory=list)
 
     @property
     def label(self) -> str:
@@ -98,6 +131,10 @@ class PluginInfo:
             "module": self.module,
             "status": self.status,
             "backends": {kind: sorted(names) for kind, names in self.backends.items()},
+            "attempted": {kind: sorted(names) for kind, names in self.attempted.items()},
+            "refused": list(self.refused),
+            "import_seconds": self.import_seconds,
+            "heavy_imports": list(self.heavy_imports),
             "errors": list(self.errors),
         }
 
@@ -149,12 +186,28 @@ class PluginManager:
         self._registry: dict[tuple[str, str], Registration] = {}
         self._by_class: dict[type, Registration] = {}
         self._conflicts: dict[tuple[str, str], list[PluginInfo]] = {}
+        #: classes of plugins that failed, so using one names the failure
+        self._failed_classes: dict[type, PluginInfo] = {}
+        #: classes registered under a built-in name, refused: (plugin, "kind 'name'")
+        self._refused_classes: dict[type, tuple[PluginInfo, str]] = {}
+        #: problems that belong to no one plugin (an allow-list naming nothing installed)
+        self._notes: list[str] = []
         self._lock = threading.RLock()
         self._loaded = False
 
     @property
     def strict(self) -> bool:
         return _env_flag(self._env, ENV_STRICT)
+
+    @property
+    def import_limit(self) -> float:
+        value = self._env.get(ENV_IMPORT_LIMIT, "")
+        try:
+            return float(value) if value.strip() else DEFAULT_IMPORT_LIMIT_S
+        except ValueError:
+            raise ConfigError(
+                f"{ENV_IMPORT_LIMIT}={value!r} is not a number of seconds; unset it or set e.g. 1"
+            ) from None
 
     # -- loading -------------------------------------------------------------------------------
 
@@ -202,6 +255,21 @@ class PluginManager:
                 self.raise_problems()
             return info
 
+    def unregister(self, name: str) -> None:
+        """Remove a plugin added with ``register`` (tests that add one for a while)."""
+        with self._lock:
+            info = next((p for p in self._plugins if p.name == name), None)
+            if info is None:
+                raise PluginError(f"No plugin named {name!r} is registered.")
+            self._plugins.remove(info)
+            for key, registration in list(self._registry.items()):
+                if registration.plugin is info:
+                    del self._registry[key]
+                    self._by_class.pop(registration.cls, None)
+            plugin = self._pluggy.get_plugin(name)
+            if plugin is not None:
+                self._pluggy.unregister(plugin)
+
     def _load_entry_points(self, entry_points: Iterable[importlib.metadata.EntryPoint]) -> None:
         allow = _env_list(self._env, ENV_ALLOW)
         block = _env_list(self._env, ENV_BLOCK) or set()
@@ -210,6 +278,7 @@ class PluginManager:
         def sort_key(ep: importlib.metadata.EntryPoint) -> tuple[str, str]:
             return (_dist_name(ep) or "", ep.name)
 
+        known: set[str] = set()
         for ep in sorted(entry_points, key=sort_key):
             dist = getattr(ep, "dist", None)
             dist_name = _dist_name(ep)
@@ -219,6 +288,7 @@ class PluginManager:
             info = PluginInfo(ep.name, dist_name, dist.version if dist else None, ep.value)
             self._plugins.append(info)
             keys = {_canonical(ep.name)} | ({_canonical(dist_name)} if dist_name else set())
+            known |= keys
             if keys & block:
                 info.status = DISABLED
                 info.errors.append(f"blocked by {ENV_BLOCK}={self._env.get(ENV_BLOCK)}")
@@ -233,11 +303,48 @@ class PluginManager:
                 info.errors.append(problem)
                 continue
             try:
-                plugin = ep.load()
+                plugin = self._timed_import(info, ep.load)
             except Exception as error:
                 self._fail(info, f"import of {ep.value!r} failed: {_short(error)}", error)
                 continue
             self._add(plugin, info)
+        for name in sorted((allow or set()) - known):
+            self._notes.append(
+                f"{ENV_ALLOW}={self._env.get(ENV_ALLOW)} names {name!r}, but no installed plugin "
+                f"is called that (installed: {', '.join(sorted(known)) or 'none'}); check the "
+                "spelling or install it"
+            )
+
+    def _timed_import(self, info: PluginInfo, load: Callable[[], Any]) -> Any:
+        """Import a plugin's entry module, noting how long it took and what heavy modules it
+        pulled in (every `zenml` command pays for both)."""
+        before = set(sys.modules)
+        started = time.perf_counter()
+        plugin = load()
+        info.import_seconds = time.perf_counter() - started
+        new = set(sys.modules) - before
+        info.heavy_imports = [
+            h for h in HEAVY_MODULES if any(m == h or m.startswith(h + ".") for m in new)
+        ]
+        return plugin
+
+    def slow_plugins(self) -> list[str]:
+        """Plugins whose entry module is slow or heavy to import, one sentence each."""
+        self.load()
+        limit = self.import_limit
+        lines = []
+        for info in self._plugins:
+            if info.heavy_imports:
+                lines.append(
+                    f"{info.label}: importing {info.module} imports {', '.join(info.heavy_imports)}"
+                    "; import them inside the functions that need them"
+                )
+            elif info.import_seconds is not None and info.import_seconds > limit:
+                lines.append(
+                    f"{info.label}: importing {info.module} took {info.import_seconds:.2f} s "
+                    f"(limit {limit:g} s, {ENV_IMPORT_LIMIT}); every zenml command pays for it"
+                )
+        return lines
 
     def _load_modules(self, names: str) -> None:
         import importlib
@@ -248,7 +355,7 @@ class PluginManager:
             info = PluginInfo(name, None, None, name)
             self._plugins.append(info)
             try:
-                module = importlib.import_module(name)
+                module = self._timed_import(info, functools.partial(importlib.import_module, name))
             except Exception as error:
                 self._fail(
                     info, f"import of {name!r} (from {ENV_MODULES}) failed: {_short(error)}", error
@@ -295,27 +402,41 @@ class PluginManager:
                     impl.function(**{arg: arguments[arg] for arg in impl.argnames})
                 except Exception as error:
                     self._fail(info, f"raised in {hook_name}: {_short(error)}", error)
+        accepted = []
         for kind, name, cls in collected:
-            info.backends.setdefault(kind, []).append(name)
             problem = _registration_problem(kind, name, cls)
             if problem:
                 self._fail(info, problem)
+            builtin = self._registry.get((kind, name))
+            if info.name != BUILTIN_PLUGIN and builtin and builtin.plugin.name == BUILTIN_PLUGIN:
+                info.refused.append(f"{kind} {name!r}")
+                info.attempted.setdefault(kind, []).append(name)
+                if isinstance(cls, type):
+                    self._refused_classes[cls] = (info, f"{kind} {name!r}")
+                continue
+            accepted.append((kind, name, cls))
         if info.status != LOADED:
             self._pluggy.unregister(plugin)
+            for kind, name, cls in collected:
+                info.attempted.setdefault(kind, []).append(name)
+                if isinstance(cls, type):
+                    self._failed_classes[cls] = info
             return info
-        for kind, name, cls in collected:
+        for kind, name, cls in accepted:
+            info.backends.setdefault(kind, []).append(name)
             self._remember(Registration(kind, name, cls, info))
         return info
 
     def _remember(self, registration: Registration) -> None:
         key = (registration.kind, registration.name)
         if key in self._conflicts:
+            self._by_class.setdefault(registration.cls, registration)
             self._conflicts[key].append(registration.plugin)
             return
+        self._by_class.setdefault(registration.cls, registration)
         existing = self._registry.get(key)
         if existing is None:
             self._registry[key] = registration
-            self._by_class.setdefault(registration.cls, registration)
             return
         del self._registry[key]
         self._conflicts[key] = [existing.plugin, registration.plugin]
@@ -360,7 +481,18 @@ class PluginManager:
         lines += [
             _conflict_message(kind, name, infos) for (kind, name), infos in self._conflicts.items()
         ]
-        return lines
+        lines += [
+            f"{info.label}: registers {refused}, a name zenml-core itself provides; the built-in "
+            "is kept and this registration ignored: its author should rename it"
+            for info in self._plugins
+            for refused in info.refused
+        ]
+        return lines + self._notes + self.slow_plugins()
+
+    def failed(self) -> list[PluginInfo]:
+        """Plugins that could not be loaded: failed or incompatible."""
+        self.load()
+        return [p for p in self._plugins if p.status in (FAILED, INCOMPATIBLE)]
 
     def raise_problems(self) -> None:
         problems = self.problems()
@@ -385,19 +517,42 @@ class PluginManager:
         """The name a registered class goes by (for configs and run specs)."""
         self.load()
         registration = self._by_class.get(cls)
-        if registration is None:
-            raise ConfigError(
-                f"{cls.__module__}.{cls.__qualname__} is not registered with zenml-core, so it "
-                "has no name to put in a config; register it from a plugin's hook "
-                "(see zenml_core.hookspecs) or in tests with the zenml_plugins fixture."
+        if registration is not None:
+            key = (registration.kind, registration.name)
+            if key in self._conflicts:
+                raise PluginConflictError(_conflict_message(*key, self._conflicts[key]))
+            return registration.name
+        if cls in self._refused_classes:
+            info, what = self._refused_classes[cls]
+            raise PluginError(
+                f"{cls.__module__}.{cls.__qualname__} was registered by {info.label} as {what}, "
+                "a name zenml-core itself provides, so the registration was refused; its author "
+                "should register it under a name of its own."
             )
-        return registration.name
+        failed = self._failed_classes.get(cls) or self._failed_plugin_of_module(cls.__module__)
+        if failed is not None:
+            name = f"{cls.__module__}.{cls.__qualname__}"
+            raise _plugin_error(failed, f"{name} comes from {failed.label}, which")
+        raise ConfigError(
+            f"{cls.__module__}.{cls.__qualname__} is not registered with zenml-core, so it "
+            "has no name to put in a config; register it from a plugin's hook "
+            "(see zenml_core.hookspecs) or in tests with the zenml_plugins fixture."
+        )
+
+    def _failed_plugin_of_module(self, module: str) -> PluginInfo | None:
+        """The failed plugin whose package holds ``module`` (its hook may have failed before
+        registering the class)."""
+        package = module.split(".")[0]
+        for info in self.failed():
+            if info.module.split(":")[0].split(".")[0] == package and package != "zenml_core":
+                return info
+        return None
 
     def _explain_missing(self, kind: str, name: str) -> Exception:
         available = ", ".join(self.names(kind)) or "none"
         base = f"No {kind} backend named {name!r}. Available: {available}."
         for info in self._plugins:
-            if info.status in (FAILED, INCOMPATIBLE) and name in info.backends.get(kind, []):
+            if info.status in (FAILED, INCOMPATIBLE) and name in info.attempted.get(kind, []):
                 return _plugin_error(info, f"{base} {info.label} provides it but")
         distribution = FIRST_PARTY.get((kind, name))
         if distribution:
@@ -422,14 +577,24 @@ class PluginManager:
             return UnknownBackendError(
                 f"{base} {name!r} is provided by {distribution}: pip install {distribution}"
             )
-        broken = [i.label for i in self._plugins if i.status in (FAILED, INCOMPATIBLE)]
-        hint = (
-            f" These plugins failed to load and might provide it: {', '.join(broken)}; "
-            "run `zenml plugins` for details."
-            if broken
-            else " Install the plugin that provides it, or check the spelling."
+        # plugins that never got as far as saying what they provide might provide it
+        unknown = [i for i in self.failed() if not i.attempted]
+        if unknown:
+            error = _plugin_error(unknown[0], f"{base} {unknown[0].label} might provide it but")
+            if len(unknown) > 1:
+                others = "; ".join(f"{i.label}: {'; '.join(i.errors)}" for i in unknown[1:])
+                error = type(error)(f"{error} Other plugins that failed: {others}.")
+            return error
+        disabled = [i for i in self._plugins if i.status == DISABLED]
+        if disabled:
+            return UnknownBackendError(
+                f"{base} These installed plugins are not loaded and might provide it: "
+                + "; ".join(f"{i.label}, {'; '.join(i.errors)}" for i in disabled)
+                + f". Unblock it ({ENV_BLOCK}) or allow it ({ENV_ALLOW}) to use it."
+            )
+        return UnknownBackendError(
+            base + " Install the plugin that provides it, or check the spelling."
         )
-        return UnknownBackendError(base + hint)
 
 
 def _plugin_error(info: PluginInfo, prefix: str) -> PluginError:
