@@ -11,6 +11,7 @@ from zenml_core.testing.conformance import (
 class TestLocalOrchestrator(OrchestratorConformance):
     backend_class = LocalOrchestrator
     name = "local"
+    bad_params = [({"parallelism": 0}, "parallelism")]
 
 
 class TestLocalProcessingBackend(ProcessingBackendConformance):

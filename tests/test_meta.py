@@ -81,3 +81,76 @@ def test_listing_plugins_imports_no_heavy_module():
         )
         == []
     )
+
+
+LOOPBACK_DIR = ROOT / "testing" / "zenml-loopback"
+#: every distribution this repository builds a wheel of, with its package folder
+DISTRIBUTIONS = {
+    "zenml-core": ROOT / "zenml_core",
+    "zenml-loopback": LOOPBACK_DIR / "zenml_loopback",
+    **{p.name: p / p.name.replace("-", "_") for p in PLUGIN_DIRS},
+}
+
+
+def _commands_run(path: Path) -> list[str]:
+    """The program names that list literals in ``path`` start with (``["apt-get", ...]``)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.List) and node.elts:
+            first = node.elts[0]
+            if isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.append(first.value)
+    return found
+
+
+@pytest.mark.parametrize("distribution", sorted(DISTRIBUTIONS))
+def test_no_wheel_installs_system_packages(distribution):
+    """Installing Debian packages is the repository's test support (testing/debian.py), never
+    something a published wheel does."""
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in DISTRIBUTIONS[distribution].rglob("*.py")
+        if {"apt-get", "apt", "dpkg"} & set(_commands_run(path))
+    ]
+    assert offenders == [], f"these modules of {distribution} run a package manager: {offenders}"
+
+
+def test_the_package_manager_check_sees_a_command():
+    assert "apt-get" in _commands_run(ROOT / "testing" / "debian.py")
+
+
+def test_the_loopback_cloud_moves_in_lockstep_and_is_a_pytest_plugin():
+    project = _pyproject(LOOPBACK_DIR)["project"]
+    assert project["version"] == __version__
+    core = [Requirement(r) for r in project["dependencies"] if r.startswith("zenml-core")]
+    assert len(core) == 1 and core[0].specifier.contains(__version__)
+    assert project["entry-points"]["pytest11"] == {"zenml_loopback": "zenml_loopback.fixtures"}
+    assert not (ROOT / "zenml_core" / "testing" / "loopback").exists()
+
+
+def test_type_checking_and_import_sorting_cover_every_distribution():
+    from fnmatch import fnmatch
+
+    tools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]
+    for distribution, package in DISTRIBUTIONS.items():
+        relative = str(package.relative_to(ROOT))
+        assert any(fnmatch(relative, pattern) for pattern in tools["mypy"]["files"]), distribution
+        folder = str(package.parent.relative_to(ROOT))
+        assert any(fnmatch(folder, pattern) for pattern in tools["ruff"]["src"]), distribution
+
+
+@pytest.mark.parametrize("plugin_dir", PLUGIN_DIRS, ids=lambda p: p.name)
+def test_first_party_names_point_at_their_distribution(plugin_dir):
+    """`No orchestrator named 'gcp'... pip install zenml-gcp` stays true for every backend a
+    first-party plugin provides."""
+    from zenml_core.plugins import FIRST_PARTY, PluginManager
+
+    provided = [p for p in PluginManager().plugins() if p.distribution == plugin_dir.name]
+    if not provided:
+        pytest.skip(f"{plugin_dir.name} is not installed in this session")
+    for info in provided:
+        for kind, names in info.backends.items():
+            for name in names:
+                assert FIRST_PARTY.get((kind, name)) == plugin_dir.name, (kind, name)

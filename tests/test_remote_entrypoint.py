@@ -127,12 +127,14 @@ class TestSubprocessOrchestratorConformance(_Registered, OrchestratorConformance
     backend_class = subprocess_backends.SubprocessOrchestrator
     name = "subprocess"
     installed = False
+    bad_params = [({"workdir": "relative/folder"}, "workdir")]
 
 
 class TestSubprocessTrainingConformance(_Registered, TrainingBackendConformance):
     backend_class = subprocess_backends.SubprocessTrainingBackend
     name = "subprocess"
     installed = False
+    bad_params = [({"workdir": "relative/folder"}, "workdir")]
 
 
 def test_a_remote_run_that_fails_raises_like_a_local_one(remote_project):

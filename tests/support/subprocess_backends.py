@@ -12,16 +12,20 @@ from dataclasses import dataclass
 from zenml_core import hookimpl
 from zenml_core.backends import BaseOrchestrator, BaseTrainingBackend, LocalProcessingBackend
 from zenml_core.component import secret_field
+from zenml_core.exceptions import ConfigError
 
 SUPPORT = os.path.dirname(__file__)
 
 
-def run_child(command: list[str], workdir: str, secrets: dict[str, str]) -> str:
+def run_child(command: list[str], workdir: str, request) -> str:
     """Run ``python -m zenml_core ...`` as a container would: elsewhere, with only this support
-    folder importable (the user's steps must come from the code package), secrets in the
-    environment. Returns its output; raises with it if the process failed."""
+    folder importable (the user's steps must come from the code package), the request's plain
+    and secret environment set. Returns its output; raises with it if the process failed."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "ZENML_MYSQL_PASSWORD")}
-    env.update(secrets, PYTHONPATH=SUPPORT, ZENML_PLUGIN_MODULES="subprocess_backends")
+    plain = request.plain_environment()
+    modules = ",".join(filter(None, ["subprocess_backends", plain.pop("ZENML_PLUGIN_MODULES", "")]))
+    env.update(plain, **request.secret_environment())
+    env.update(PYTHONPATH=SUPPORT, ZENML_PLUGIN_MODULES=modules)
     completed = subprocess.run(
         [sys.executable, *command[1:]], cwd=workdir, env=env, capture_output=True, text=True
     )
@@ -31,14 +35,24 @@ def run_child(command: list[str], workdir: str, secrets: dict[str, str]) -> str:
     return output
 
 
+def _check_workdir(backend) -> None:
+    if not os.path.isabs(backend.workdir):
+        raise ConfigError(
+            f"{type(backend).__name__}: workdir {backend.workdir!r} must be an absolute path"
+        )
+
+
 @dataclass
 class SubprocessOrchestrator(BaseOrchestrator):
     workdir: str = "/"
 
+    def validate(self):
+        _check_workdir(self)
+
     def run(self, request):
         command = request.command(request.publish_spec())
         try:
-            self.last_output = run_child(command, self.workdir, request.secret_environment())
+            self.last_output = run_child(command, self.workdir, request)
         except RuntimeError as error:
             if "Traceback" in str(error):  # it crashed before recording anything useful
                 raise
@@ -49,9 +63,12 @@ class SubprocessOrchestrator(BaseOrchestrator):
 class SubprocessTrainingBackend(BaseTrainingBackend):
     workdir: str = "/"
 
+    def validate(self):
+        _check_workdir(self)
+
     def run_step(self, request):
         command = request.command(request.publish_spec())
-        run_child(command, self.workdir, request.secret_environment())
+        run_child(command, self.workdir, request)
 
 
 @dataclass

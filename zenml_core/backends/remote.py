@@ -395,7 +395,9 @@ class RemoteDriver:
                     continue
                 try:
                     command = step.command(location, local=self._local)
-                    jobs[name] = self._submit(workload(step, command), secrets)
+                    jobs[name] = self._submit(
+                        workload(step, command), secrets, step.plain_environment()
+                    )
                 except InfrastructureFailure as error:  # refused: this step fails, not the run
                     run.finish(step, failure=str(error))
             changed = False
@@ -454,7 +456,9 @@ class RemoteDriver:
         secrets = self._store_secrets(owner, work.secret_environment())
         try:
             return self._submit(
-                workload(work.command(location, local=self._local)), secrets
+                workload(work.command(location, local=self._local)),
+                secrets,
+                work.plain_environment(),
             ), secrets
         except BaseException:
             if secrets:  # whether or not the run would have been waited for
@@ -470,7 +474,13 @@ class RemoteDriver:
         if secrets and self.policy.wait:  # not waiting: the work still needs them
             self._quietly(self.platform.delete_secrets, secrets)
 
-    def _submit(self, workload: Workload, secrets: dict[str, SecretRef]) -> _Job:
+    def _submit(
+        self,
+        workload: Workload,
+        secrets: dict[str, SecretRef],
+        plain: dict[str, str] | None = None,
+    ) -> _Job:
+        workload.env = {**(plain or {}), **workload.env}
         workload.secret_env = {**workload.secret_env, **secrets}
         return _Job(workload, self._call(self.platform.submit, workload))
 

@@ -5,7 +5,8 @@
 
 Both requests offer the same helpers to a backend that runs the work elsewhere:
 ``publish_spec()`` (the run spec, in the artifact store), ``command(location)`` (what to run
-there), ``secret_environment()`` (what to ship as secrets, never in plain text),
+there), ``plain_environment()`` (what to set there in plain), ``secret_environment()`` (what
+to ship as secrets, never in plain text),
 ``require_shared_stores(where)`` and ``record_failure(reason)``. An orchestrator that runs each
 step somewhere of its own uses ``RunRequest.step_by_step()``. Most remote backends need none of
 this directly: ``zenml_core.backends.remote`` runs the whole lifecycle for them.
@@ -181,6 +182,16 @@ class RunRequest:
         """
         return entrypoint("run", "--spec", spec_location, local=local)
 
+    def plain_environment(self) -> dict[str, str]:
+        """Plain variables the remote process needs: this process's plugin choices
+        (``ZENML_PLUGINS``, ``ZENML_PLUGIN_MODULES``...), so the run there loads the same
+        backends, an application's own included (its modules travel in the code package)."""
+        import os
+
+        from zenml_core.plugins import PLUGIN_ENVIRONMENT
+
+        return {key: os.environ[key] for key in PLUGIN_ENVIRONMENT if key in os.environ}
+
     def secret_environment(self) -> dict[str, str]:
         """Secrets the remote process needs, as environment variables: ship them through the
         backend's secret store (a Kubernetes Secret, Secret Manager), never in plain specs.
@@ -289,6 +300,9 @@ class StepRequest:
 
     def secret_environment(self) -> dict[str, str]:
         return self.run.secret_environment()
+
+    def plain_environment(self) -> dict[str, str]:
+        return self.run.plain_environment()
 
     def require_shared_stores(self, where: str) -> None:
         self.run.require_shared_stores(where)

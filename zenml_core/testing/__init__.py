@@ -4,25 +4,21 @@
 - ``zenml_core.testing.fixtures``: pytest fixtures; enable with
   ``pytest_plugins = ["zenml_core.testing.fixtures"]`` in a conftest.py.
 - ``zenml_core.testing.plugin_factory``: writes small real plugin distributions to build.
+- ``zenml_core.testing.probes``: backends the suites give single steps.
+
+Install with ``pip install 'zenml-core[testing]'``. The emulated clouds remote backends are
+tested on are a distribution of their own, zenml-loopback.
 """
 
 from collections.abc import Callable
 from typing import TypeVar
 
+from zenml_core.plugins import HEAVY_MODULES as _HEAVY_MODULES
+
 T = TypeVar("T")
 
-#: Modules a light import must not pull in (checked by tests, the conformance suite and bench/).
-HEAVY_MODULES = (
-    "tensorflow",
-    "keras",
-    "apache_beam",
-    "google.cloud",
-    "kubernetes",
-    "ml_metadata",
-    "docker",
-    "pandas",
-    "pyarrow",
-)
+#: the documented list of heavy modules (see zenml_core.plugins)
+HEAVY_MODULES = _HEAVY_MODULES
 
 
 def heavy_modules_imported(statement: str, *, env: dict[str, str] | None = None) -> list[str]:
@@ -48,6 +44,34 @@ def heavy_modules_imported(statement: str, *, env: dict[str, str] | None = None)
 
     new = modules_after(statement) - modules_after("pass")
     return sorted(m for m in new if any(m == h or m.startswith(h + ".") for h in HEAVY_MODULES))
+
+
+def import_cost(module: str) -> tuple[float, list[str]]:
+    """Import ``module`` in a fresh interpreter, after what every plugin imports anyway (the
+    core's plugin machinery and backend bases): (seconds it took, heavy modules it pulled in)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib, json, sys, time\n"
+        "import zenml_core.plugins, zenml_core.backends, zenml_core.hookspecs\n"
+        "before = set(sys.modules)\n"
+        "started = time.perf_counter()\n"
+        f"importlib.import_module({module!r})\n"
+        "seconds = time.perf_counter() - started\n"
+        "print(json.dumps([seconds, sorted(set(sys.modules) - before)]))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"importing {module} failed in a fresh interpreter:\n{result.stderr}")
+    seconds, new = json.loads(result.stdout.strip().splitlines()[-1])
+    heavy = [h for h in HEAVY_MODULES if any(m == h or m.startswith(h + ".") for m in new)]
+    return float(seconds), heavy
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:
