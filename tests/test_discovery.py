@@ -49,6 +49,8 @@ PROJECTS = {
     "zenml-future": (NEVER_IMPORT, "3.0.0", ">=5,<6"),
     "zenml-undeclared": (NEVER_IMPORT, "1.0.0", None),
     "zenml-badsig": (BAD_SIGNATURE, "0.1.0", ">=0.1,<1"),
+    # a real backend for a core that is not this one
+    "zenml-oldcore": (orchestrator_plugin_source("old", "OldOrchestrator"), "0.0.1", ">=5,<6"),
     # registers zenml-core's own name: refused for that name, the built-in stays
     "zenml-hijack": (
         orchestrator_plugin_source("local", "HijackOrchestrator"),
@@ -353,3 +355,24 @@ def test_slow_and_heavy_plugins_are_visible_and_fatal_when_strict(slow):
     # a generous limit lets the slow one pass; the heavy one still fails
     relaxed = plugins_json(slow, ZENML_PLUGIN_IMPORT_LIMIT="30")
     assert not any("sleepy" in p for p in relaxed["__problems__"])
+
+
+USE_CLASS = """
+from zenml_oldcore.plugin import OldOrchestrator
+from zenml_acme.plugin import AcmeOrchestrator
+from zenml_core.plugins import get_plugin_manager
+
+for cls in (OldOrchestrator, AcmeOrchestrator):
+    try:
+        get_plugin_manager().name_of(cls)
+    except Exception as error:
+        print(type(error).__name__, error)
+"""
+
+
+def test_using_the_class_of_a_plugin_that_did_not_load_says_why(mixed):
+    incompatible, blocked = ask(mixed, USE_CLASS, ZENML_PLUGINS_BLOCK="zenml-acme").splitlines()
+    assert incompatible.startswith("IncompatiblePluginError zenml_oldcore.plugin.OldOrchestrator")
+    assert "zenml-oldcore 0.0.1" in incompatible and "supports zenml-core<6,>=5" in incompatible
+    assert blocked.startswith("PluginError zenml_acme.plugin.AcmeOrchestrator comes from")
+    assert "blocked by ZENML_PLUGINS_BLOCK" in blocked and "is not registered" not in blocked

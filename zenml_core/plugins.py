@@ -532,6 +532,11 @@ class PluginManager:
         failed = self._failed_classes.get(cls) or self._failed_plugin_of_module(cls.__module__)
         if failed is not None:
             name = f"{cls.__module__}.{cls.__qualname__}"
+            if failed.status == DISABLED:
+                raise PluginError(
+                    f"{name} comes from {failed.label}, which is installed but not loaded "
+                    f"({'; '.join(failed.errors)}); unblock or allow it to use it."
+                )
             raise _plugin_error(failed, f"{name} comes from {failed.label}, which")
         raise ConfigError(
             f"{cls.__module__}.{cls.__qualname__} is not registered with zenml-core, so it "
@@ -540,11 +545,13 @@ class PluginManager:
         )
 
     def _failed_plugin_of_module(self, module: str) -> PluginInfo | None:
-        """The failed plugin whose package holds ``module`` (its hook may have failed before
-        registering the class)."""
+        """The plugin that did not load whose package holds ``module`` (its hook may have
+        failed before registering the class, or it was never imported)."""
         package = module.split(".")[0]
-        for info in self.failed():
-            if info.module.split(":")[0].split(".")[0] == package and package != "zenml_core":
+        for info in self._plugins:
+            if info.status == LOADED or package == "zenml_core":
+                continue
+            if info.module.split(":")[0].split(".")[0] == package:
                 return info
         return None
 
