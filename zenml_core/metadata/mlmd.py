@@ -10,11 +10,14 @@ per run instead of one per step.
 from __future__ import annotations
 
 import abc
+import contextlib
 import json
+import logging
 import random
+import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -49,6 +52,30 @@ _STATE_TO_MLMD = {
 }
 _MLMD_TO_STATE = {v: k for k, v in _STATE_TO_MLMD.items()}
 # SQLite answers "database is locked" while another process writes; these are worth a retry.
+#: ml-metadata's words for a schema that lacks some of its tables
+PARTIAL_SCHEMA = "There are a subset of tables in MLMD instance"
+#: the tables of ml-metadata's schema (version 10)
+MLMD_TABLES = (
+    "Type",
+    "TypeProperty",
+    "ParentType",
+    "Artifact",
+    "ArtifactProperty",
+    "Execution",
+    "ExecutionProperty",
+    "Event",
+    "EventPath",
+    "MLMDEnv",
+    "Context",
+    "ContextProperty",
+    "ParentContext",
+    "Association",
+    "Attribution",
+)
+#: tables ml-metadata fills while it creates its schema (its version, its system types)
+SCHEMA_ONLY = ("MLMDEnv", "Type", "TypeProperty", "ParentType")
+_log = logging.getLogger(__name__)
+
 _TRANSIENT = (
     "locked",
     "busy",
@@ -81,6 +108,19 @@ class MLMDMetadataStore(BaseMetadataStore):
     def _connect_hint(self) -> str:
         return ""
 
+    @abc.abstractmethod
+    def _schema_lock(self) -> contextlib.AbstractContextManager[None]:
+        """Held while ml-metadata creates or checks its schema, by every zenml process that
+        opens this store, so a schema being created is never taken for a broken one."""
+
+    @abc.abstractmethod
+    def _schema_tables(self) -> dict[str, int]:
+        """ml-metadata's tables in this store, with their row counts."""
+
+    @abc.abstractmethod
+    def _drop_tables(self, tables: list[str]) -> None:
+        """Drop these (empty) tables."""
+
     # -- connection ----------------------------------------------------------------------------
 
     def _shared_key(self) -> str | None:
@@ -107,16 +147,20 @@ class MLMDMetadataStore(BaseMetadataStore):
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         config = self._connection_config()
-        try:
-            store = metadata_store.MetadataStore(config)
-        except Exception as error:
-            if _transient(error):
-                raise
-            detail = str(error).strip() or "ml-metadata gave no detail"
-            raise MetadataStoreError(
-                f"Cannot open the metadata store at {self._where()}: {type(error).__name__}: "
-                f"{detail}. {self._connect_hint()}".strip()
-            ) from error
+        with self._schema_lock():
+            try:
+                store = metadata_store.MetadataStore(config)
+            except Exception as error:
+                if PARTIAL_SCHEMA not in str(error):
+                    if _transient(error):
+                        raise
+                    detail = str(error).strip() or "ml-metadata gave no detail"
+                    raise MetadataStoreError(
+                        f"Cannot open the metadata store at {self._where()}: "
+                        f"{type(error).__name__}: {detail}. {self._connect_hint()}".strip()
+                    ) from error
+                self._repair_partial_schema()
+                store = metadata_store.MetadataStore(config)
         types: dict[str, Any] = {}
         run_type = pb.ContextType(name=RUN_TYPE)
         for key in ("pipeline", "status", "orchestrator", "error", "failure", "spec"):
@@ -148,6 +192,29 @@ class MLMDMetadataStore(BaseMetadataStore):
         types["artifact"] = store.put_artifact_type(artifact_type, can_add_fields=True)
         self.__dict__["_mlmd_types"] = types
         return store
+
+    def _repair_partial_schema(self) -> None:
+        """A schema creation that was interrupted (a process killed while ml-metadata made its
+        tables on MySQL, where each CREATE commits on its own) leaves some tables and no data:
+        drop them so ml-metadata makes the schema again. Tables that hold data are never
+        dropped: that store gets an error saying what to do."""
+        tables = self._schema_tables()
+        holding = sorted(t for t, rows in tables.items() if rows and t not in SCHEMA_ONLY)
+        if holding:
+            missing = sorted(set(MLMD_TABLES) - set(tables))
+            raise MetadataStoreError(
+                f"The metadata store at {self._where()} has a damaged ml-metadata schema: "
+                f"tables {missing} are missing while {holding} hold data. zenml-core drops "
+                "only an empty, half-made schema; restore this database from a backup, or "
+                "point the store at a new database."
+            )
+        _log.warning(
+            "metadata store at %s: dropping the %d empty tables of an interrupted schema "
+            "creation, to create it again",
+            self._where(),
+            len(tables),
+        )
+        self._drop_tables(sorted(tables))
 
     def _types(self) -> dict[str, int]:
         self._mlmd()
@@ -609,8 +676,41 @@ class SQLiteMetadataStore(MLMDMetadataStore):
         # see its own execution). One connection per file and process.
         return f"sqlite:{self.path}"
 
+    @contextlib.contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        import fcntl
+
+        lock_path = Path(f"{self.path}.lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released by the OS if this process dies
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _sqlite(self) -> Any:
+        import sqlite3
+
+        # closed at once after use: see _connection_config
+        return contextlib.closing(sqlite3.connect(self.path, timeout=self.retry_seconds))
+
+    def _schema_tables(self) -> dict[str, int]:
+        with self._sqlite() as db:
+            names = [
+                row[0]
+                for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                if row[0] in MLMD_TABLES
+            ]
+            return {n: db.execute(f'SELECT COUNT(*) FROM "{n}"').fetchone()[0] for n in names}
+
+    def _drop_tables(self, tables: list[str]) -> None:
+        with self._sqlite() as db:
+            for table in tables:
+                db.execute(f'DROP TABLE IF EXISTS "{table}"')
+            db.commit()
+
     def _connection_config(self) -> pb.ConnectionConfig:
-        import contextlib
         import sqlite3
 
         from ml_metadata.proto import metadata_store_pb2 as pb
@@ -668,6 +768,11 @@ class MySQLMetadataStore(MLMDMetadataStore):
             raise ConfigError(f"MySQLMetadataStore: port must be 1-65535, got {self.port}.")
         if not self.database:
             raise ConfigError("MySQLMetadataStore needs a database name.")
+        if not re.fullmatch(r"[A-Za-z0-9_$-]{1,64}", self.database):
+            raise ConfigError(
+                f"MySQLMetadataStore: database {self.database!r} is not a plain database name "
+                "(letters, digits, '_', '$', '-'; at most 64)."
+            )
 
     def _where(self) -> str:
         return f"mysql://{self.username}@{self.host}:{self.port}/{self.database}"
@@ -689,6 +794,60 @@ class MySQLMetadataStore(MLMDMetadataStore):
         if self.password is not None:
             return self.password
         return os.environ.get(self.password_env, "")
+
+    def _sql(self) -> Any:
+        """A connection of our own (PyMySQL) for what ml-metadata offers no call for."""
+        import pymysql
+
+        try:
+            return pymysql.connect(
+                host=self.host,
+                port=self.port,
+                user=self.username,
+                password=self._password(),
+                connect_timeout=30,  # no database: ml-metadata may not have created it yet
+                autocommit=True,
+            )
+        except pymysql.MySQLError as error:
+            raise MetadataStoreError(
+                f"Cannot open the metadata store at {self._where()}: {error.args[-1]}. "
+                f"{self._connect_hint()}"
+            ) from None
+
+    @contextlib.contextmanager
+    def _schema_lock(self) -> Iterator[None]:
+        # a named lock of the server: released by it when this connection ends, however
+        name = f"zenml-mlmd-schema-{self.database}"[:64]
+        with contextlib.closing(self._sql()) as db, db.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, %s)", (name, int(self.retry_seconds)))
+            (granted,) = cursor.fetchone()
+            if granted != 1:
+                raise MetadataStoreError(
+                    f"Timed out after {self.retry_seconds:g} s waiting for another process "
+                    f"creating the metadata schema at {self._where()}."
+                )
+            try:
+                yield
+            finally:
+                cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
+
+    def _schema_tables(self) -> dict[str, int]:
+        with contextlib.closing(self._sql()) as db, db.cursor() as cursor:
+            cursor.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                (self.database,),
+            )
+            names = [row[0] for row in cursor.fetchall() if row[0] in MLMD_TABLES]
+            counts = {}
+            for name in names:
+                cursor.execute(f"SELECT COUNT(*) FROM `{self.database}`.`{name}`")
+                counts[name] = int(cursor.fetchone()[0])
+            return counts
+
+    def _drop_tables(self, tables: list[str]) -> None:
+        with contextlib.closing(self._sql()) as db, db.cursor() as cursor:
+            for table in tables:
+                cursor.execute(f"DROP TABLE IF EXISTS `{self.database}`.`{table}`")
 
     def _connection_config(self) -> pb.ConnectionConfig:
         from ml_metadata.proto import metadata_store_pb2 as pb
