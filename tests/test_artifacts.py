@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -129,3 +131,58 @@ def test_a_tampered_code_package_is_refused(tmp_path):
     archive.write_bytes(archive.read_bytes() + b"tampered")
     with pytest.raises(ArtifactStoreError, match="does not match its hash"):
         fetch_code(ref, store, tmp_path / "cache")
+
+
+def _code_project(tmp_path, value="1"):
+    project = tmp_path / "project"
+    project.mkdir(exist_ok=True)
+    (project / "m.py").write_text(f"x = {value}\n")
+    return project
+
+
+def test_a_code_digest_that_is_not_a_digest_is_refused(tmp_path):
+    from zenml_core.exceptions import PipelineError
+    from zenml_core.pipeline.spec import CodeRef, RunSpec
+
+    evil = tmp_path / "evil_code"
+    evil.mkdir()
+    (evil / "boom.py").write_text("raise SystemExit('ran code the package does not hold')\n")
+    spec = {"version": 1, "run_id": "r1", "pipeline": {"name": "p", "steps": []}}
+    for digest in ("../../evil_code", str(evil), "A" * 64, "0" * 63, 7):
+        text = json.dumps({**spec, "code": {"uri": "file:///x", "sha256": digest}})
+        with pytest.raises(PipelineError, match="SHA-256 digest"):
+            RunSpec.from_json(text)
+    store = LocalArtifactStore(str(tmp_path / "artifacts"))
+    with pytest.raises(ArtifactStoreError, match="not a SHA-256 digest"):
+        fetch_code(CodeRef("file:///x", "../../evil_code"), store, tmp_path / "cache")
+    assert str(evil) not in sys.path
+
+
+def test_the_code_cache_is_verified_on_every_use_and_each_process_unpacks_afresh(tmp_path):
+    store = LocalArtifactStore(str(tmp_path / "artifacts"))
+    ref = package_code(_code_project(tmp_path), store)
+    cache = tmp_path / "cache"
+    first = fetch_code(ref, store, cache)
+    try:
+        (first / "m.py").write_text("x = 'changed where it was unpacked'\n")
+        (cache / f"{ref.sha256}.zip").write_bytes(b"not the package")  # a damaged cache
+        second = fetch_code(ref, store, cache)
+        assert second != first and (second / "m.py").read_text() == "x = 1\n"
+        assert hashlib.sha256((cache / f"{ref.sha256}.zip").read_bytes()).hexdigest() == ref.sha256
+        assert sorted(p.name for p in cache.iterdir()) == [f"{ref.sha256}.zip"]  # nothing partial
+    finally:
+        for folder in (first, second):
+            sys.path.remove(str(folder))
+
+
+def test_the_code_cache_stays_under_its_cap(tmp_path, monkeypatch):
+    store = LocalArtifactStore(str(tmp_path / "artifacts"))
+    cache = tmp_path / "cache"
+    refs = []
+    for value in range(3):
+        refs.append(package_code(_code_project(tmp_path, str(value)), store))
+        sys.path.remove(str(fetch_code(refs[-1], store, cache)))
+    assert len(list(cache.glob("*.zip"))) == 3
+    monkeypatch.setenv("ZENML_CODE_CACHE_MB", "0.000001")  # a byte: only the one in use stays
+    sys.path.remove(str(fetch_code(refs[0], store, cache)))
+    assert [p.name for p in cache.glob("*.zip")] == [f"{refs[0].sha256}.zip"]

@@ -7,11 +7,14 @@ Files the project's .gitignore excludes stay home, and so do .git, .zenml and vi
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import io
 import os
+import re
 import shutil
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -73,27 +76,69 @@ def package_code(root: Path, store: BaseArtifactStore) -> CodeRef:
     return CodeRef(uri, digest)
 
 
+#: the code cache's size cap in MB (ZENML_CODE_CACHE_MB); least recently used packages go first
+DEFAULT_CACHE_MB = 1024
+
+
 def fetch_code(code: CodeRef, store: BaseArtifactStore, cache: Path) -> Path:
-    """Unpack the code package into ``cache/<sha>`` (once) and make it importable."""
-    target = cache / code.sha256
-    if not target.is_dir():
+    """Make the code package importable in this process and return the folder it is in.
+
+    The verified zip is cached under ``cache/<sha>.zip`` (its hash checked on every use, the
+    cache kept under its size cap); each process unpacks it afresh into a folder of its own,
+    removed when the process ends, so a changed file in a cache can never be imported.
+    """
+    digest = code.sha256
+    if not is_digest(digest):  # it names files: never a path
+        raise ArtifactStoreError(f"The run spec's code.sha256 {digest!r} is not a SHA-256 digest.")
+    cache.mkdir(parents=True, exist_ok=True)
+    cached = cache / f"{digest}.zip"
+    data = cached.read_bytes() if cached.is_file() else b""
+    if hashlib.sha256(data).hexdigest() != digest:
         with store.reader(code.uri) as folder:
             data = (folder / ARCHIVE).read_bytes()
-        if hashlib.sha256(data).hexdigest() != code.sha256:
+        if hashlib.sha256(data).hexdigest() != digest:
             raise ArtifactStoreError(
-                f"The code package at {code.uri} does not match its hash {code.sha256}; "
+                f"The code package at {code.uri} does not match its hash {digest}; "
                 "it was altered after upload. Run the pipeline again to upload it anew."
             )
-        staging = cache / f".{code.sha256}.{os.getpid()}"
-        staging.mkdir(parents=True)  # exists even for a project with no files
+        partial = cache / f".{digest}.{os.getpid()}.zip"
+        partial.write_bytes(data)
+        partial.replace(cached)  # whole or not at all
+    os.utime(cached)  # most recently used
+    _evict(cache, keep=cached)
+    target = Path(tempfile.mkdtemp(prefix=f"zenml-code-{digest[:12]}-"))
+    atexit.register(shutil.rmtree, target, True)
+    try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            archive.extractall(staging)
-        try:
-            staging.rename(target)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not target.is_dir():
-                raise
+            archive.extractall(target)  # zipfile drops absolute and '..' parts of names
+    except BaseException:
+        shutil.rmtree(target, ignore_errors=True)  # no half-unpacked package is left
+        raise
     if str(target) not in sys.path:
         sys.path.insert(0, str(target))
     return target
+
+
+def is_digest(value: object) -> bool:
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
+
+
+def _evict(cache: Path, keep: Path) -> None:
+    """Remove the least recently used packages while the cache is over its cap."""
+    try:
+        cap = float(os.environ.get("ZENML_CODE_CACHE_MB", DEFAULT_CACHE_MB)) * 1024 * 1024
+    except ValueError:
+        cap = DEFAULT_CACHE_MB * 1024 * 1024
+    packages = []
+    for path in cache.glob("*.zip"):
+        try:
+            packages.append((path.stat().st_mtime, path.stat().st_size, path))
+        except FileNotFoundError:  # another process evicted it meanwhile
+            continue
+    total = sum(size for _, size, _ in packages)
+    for _, size, path in sorted(packages):
+        if total <= cap:
+            break
+        if path != keep:
+            path.unlink(missing_ok=True)
+            total -= size

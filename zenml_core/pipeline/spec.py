@@ -154,7 +154,13 @@ class RunSpec:
         if code is not None:
             _require_mapping(code, "'code'")
             _check_keys(code, {"uri", "sha256"}, "'code'")
-            code = CodeRef(str(code.get("uri")), str(code.get("sha256")))
+            digest = code.get("sha256")
+            if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise PipelineError(
+                    f"Run spec 'code.sha256' must be a SHA-256 digest (64 hex digits), got "
+                    f"{digest!r}."
+                )
+            code = CodeRef(str(code.get("uri")), digest)
         return cls(run_id, PipelineSpec.from_dict(data.get("pipeline")), code)
 
 
