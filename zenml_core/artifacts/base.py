@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from zenml_core.component import BaseComponent
+from zenml_core.exceptions import ArtifactStoreError
 
 #: Written last inside every published artifact: its presence is what "complete" means for
 #: stores that cannot rename a folder atomically (object stores).
@@ -63,6 +64,14 @@ class BaseArtifactStore(BaseComponent, abc.ABC):
     # -- shared behaviour ----------------------------------------------------------------------
 
     def uri(self, *parts: str) -> str:
+        """The address of ``parts`` under ``root``; never outside it."""
+        for part in parts:
+            segments = str(part).split("/")
+            if any(s in ("..", ".") for s in segments) or any(c in str(part) for c in "\0\n\r"):
+                raise ArtifactStoreError(
+                    f"Refusing the artifact address part {part!r}: it would leave the store's "
+                    f"root {self.root} ('..', '.', newlines and NUL are not allowed)."
+                )
         return "/".join([self.root.rstrip("/"), *(p.strip("/") for p in parts)])
 
     def staging_parent(self) -> Path | None:

@@ -36,6 +36,11 @@ class LocalArtifactStore(BaseArtifactStore):
 
     def publish(self, local_dir: Path, uri: str) -> None:
         target = self.path(uri)
+        root = os.path.normpath(self.root)
+        if os.path.commonpath([root, os.path.normpath(target)]) != root:
+            raise ArtifactStoreError(
+                f"Refusing to publish at {uri}: it is outside the artifact store's root {root}."
+            )
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             # rename of a folder is atomic and refuses a non-empty target

@@ -38,7 +38,9 @@ class Pipeline:
         artifact_store: BaseComponent | str | None = None,
         enable_cache: bool = True,
     ) -> None:
-        self.name = name
+        from zenml_core.pipeline.spec import check_name
+
+        self.name = check_name(name, "Pipeline name")
         self.steps: list[Step] = []
         self._names: set[str] = set()
         self.enable_cache = enable_cache

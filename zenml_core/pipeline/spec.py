@@ -15,8 +15,51 @@ from typing import Any
 from zenml_core.exceptions import PipelineError
 
 SPEC_VERSION = 1
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-_STEP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")  # no '.': inputs read "step.output"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_STEP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")  # no '.': inputs read "step.output"
+#: names become folders and metadata keys: long ones fail late (after a step ran) elsewhere
+MAX_NAME = 128
+
+
+#: parameter names taken for secrets when a config's class cannot be found to say so
+_SECRET_WORDS = ("password", "secret", "token", "credential", "private_key", "api_key")
+
+
+def _without_secrets(config: Any) -> Any:
+    if not isinstance(config, dict) or not isinstance(config.get("params"), dict):
+        return config
+    import dataclasses
+
+    from zenml_core.plugins import get_plugin_manager
+
+    params = dict(config["params"])
+    try:
+        cls = get_plugin_manager().get_class(str(config.get("kind")), str(config.get("name")))
+        secret = {f.name for f in dataclasses.fields(cls) if f.metadata.get("secret")}
+    except Exception:  # its class is unknown here: go by the names secrets usually have
+        secret = {
+            key
+            for key in params
+            if any(w in key.lower() for w in _SECRET_WORDS) and not key.endswith("_env")
+        }
+    for key in secret & params.keys():
+        params[key] = None
+    return config | {"params": params}
+
+
+def check_name(value: Any, what: str, *, dots: bool = True, limit: int = MAX_NAME) -> str:
+    """``value`` if it is a plain name (the same rule for YAML, run specs and Python), else a
+    ``PipelineError`` naming ``what``: a letter or digit, then letters, digits, '_', '-' (and
+    '.' where ``dots``), at most ``limit`` characters; never '/', '..' alone or a newline."""
+    pattern = _NAME if dots else _STEP_NAME
+    if not isinstance(value, str) or not pattern.fullmatch(value) or len(value) > limit:
+        allowed = "letters, digits, '.', '_' or '-'" if dots else "letters, digits, '_' or '-'"
+        shown = repr(value) if len(repr(value)) <= 80 else f"{repr(value)[:77]}..."
+        raise PipelineError(
+            f"{what} must be {allowed}, starting with a letter or digit, at most {limit} "
+            f"characters; got {shown}."
+        )
+    return value
 
 
 @dataclass
@@ -57,11 +100,7 @@ class PipelineSpec:
     def from_dict(cls, data: Any) -> PipelineSpec:
         _require_mapping(data, "pipeline")
         _check_keys(data, {"name", "steps", "components", "enable_cache"}, "pipeline")
-        name = data.get("name")
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise PipelineError(
-                f"Pipeline 'name' must be letters, digits, '.', '_' or '-', got {name!r}."
-            )
+        name = check_name(data.get("name"), "Pipeline 'name'")
         steps = data.get("steps")
         if not isinstance(steps, list) or not steps:
             raise PipelineError(f"Pipeline {name!r} needs a non-empty list of 'steps'.")
@@ -132,7 +171,21 @@ class RunSpec:
         return vars(self) | {"pipeline": pipeline, "code": code}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+        """The spec as it is published and stored: secrets left out (see ``redacted``)."""
+        return json.dumps(self.redacted(), indent=1, sort_keys=True)
+
+    def redacted(self) -> dict[str, Any]:
+        """``to_dict`` with every secret parameter of every component set to None, so a
+        spec that was handed a password (say, in ``metadata_store.params``) is never stored,
+        published or printed with it; secrets reach a run through its environment."""
+        data = self.to_dict()
+        pipeline = data["pipeline"]
+        components = {kind: _without_secrets(c) for kind, c in pipeline["components"].items()}
+        steps = [
+            step | {"backend": _without_secrets(step["backend"])} if step.get("backend") else step
+            for step in pipeline["steps"]
+        ]
+        return data | {"pipeline": pipeline | {"components": components, "steps": steps}}
 
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
@@ -147,9 +200,7 @@ class RunSpec:
                 f"Run spec version {data.get('version')!r} is not {SPEC_VERSION}; run it with the "
                 "zenml-core release that wrote it."
             )
-        run_id = data.get("run_id")
-        if not isinstance(run_id, str) or not _NAME.match(run_id):
-            raise PipelineError(f"Run spec 'run_id' must be a plain name, got {run_id!r}.")
+        run_id = check_name(data.get("run_id"), "Run spec 'run_id'", limit=MAX_NAME + 32)
         code = data.get("code")
         if code is not None:
             _require_mapping(code, "'code'")
@@ -171,8 +222,7 @@ def _step_from_dict(data: Any, index: int) -> StepSpec:
         data, {"name", "source", "params", "inputs", "backend", "enable_cache", "settings"}, where
     )
     name, source = data.get("name"), data.get("source")
-    if not isinstance(name, str) or not _STEP_NAME.match(name):
-        raise PipelineError(f"{where}: 'name' must be letters, digits, '_' or '-', got {name!r}.")
+    name = check_name(name, f"{where}: 'name'", dots=False)
     if not isinstance(source, str) or ":" not in source:
         raise PipelineError(f"{where}: 'source' must be 'package.module:Name', got {source!r}.")
     params = data.get("params") or {}

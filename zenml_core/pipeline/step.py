@@ -33,8 +33,12 @@ class Outputs:
     """
 
     def __init__(self, **types: Any) -> None:
+        from zenml_core.pipeline.spec import check_name
+
         if not types:
             raise ConfigError("Outputs(...) needs at least one name=type.")
+        for name in types:
+            check_name(name, "An output name", dots=False)
         self.types = types
 
     def __repr__(self) -> str:
@@ -136,7 +140,9 @@ class Step:
         return self
 
     def with_name(self, name: str) -> Step:
-        self.name = name
+        from zenml_core.pipeline.spec import check_name
+
+        self.name = check_name(name, "Step name", dots=False)
         return self
 
     def with_cache(self, enabled: bool) -> Step:
