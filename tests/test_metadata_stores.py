@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
 
 import demo_steps
 import pytest
@@ -126,3 +129,57 @@ def test_sqlite_store_in_an_unwritable_place_is_explained(project):
     store = SQLiteMetadataStore(str(project / "file" / "metadata.db"))
     with pytest.raises(MetadataStoreError, match="Choose a writable path"):
         store.check_access()
+
+
+def test_a_password_handed_in_a_run_spec_is_never_stored_or_printed(
+    mariadb, project, tmp_path_factory
+):
+    """A spec whose metadata_store.params carry the password runs, but neither ml-metadata,
+    the published spec nor any output holds it; re-submitting it is a plain error."""
+    from zenml_core.pipeline.spec import RunSpec
+
+    canary = "Canary-Spec-Pw-2718"
+    mariadb.sql(
+        f"CREATE USER 'handed'@'%' IDENTIFIED BY '{canary}'; "
+        f"CREATE USER 'handed'@'localhost' IDENTIFIED BY '{canary}'; "
+        "GRANT ALL PRIVILEGES ON *.* TO 'handed'@'%'; "
+        "GRANT ALL PRIVILEGES ON *.* TO 'handed'@'localhost';"
+    )
+    pipeline = demo_steps.chain("handed")
+    store = MySQLMetadataStore(
+        host=mariadb.host, port=mariadb.port, database="handed", username="handed"
+    )
+    spec = RunSpec("handed-run-1", pipeline.to_spec({"metadata_store": store})).to_dict()
+    spec["pipeline"]["components"]["metadata_store"]["params"]["password"] = canary
+    path = tmp_path_factory.mktemp("handed") / "spec.json"  # the user's file, outside the project
+    path.write_text(json.dumps(spec))
+    env = {k: v for k, v in os.environ.items() if k != "ZENML_MYSQL_PASSWORD"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)
+
+    def submit():
+        return subprocess.run(
+            [sys.executable, "-m", "zenml_core", "run", "--spec", str(path)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=project,
+        )
+
+    first = submit()
+    assert first.returncode == 0, first.stderr
+    again = submit()
+    assert again.returncode != 0
+    assert "'handed-run-1' is already recorded" in again.stderr
+    assert "UNIQUE" not in again.stderr and "Traceback" not in again.stderr
+    for output in (first.stdout, first.stderr, again.stdout, again.stderr):
+        assert canary not in output
+    dump = subprocess.run(
+        ["mariadb-dump", "--no-defaults", "-uroot", f"--socket={mariadb.socket}", "handed"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "handed-run-1" in dump and canary not in dump
+    for file in project.rglob("*"):  # the published spec and everything else in the project
+        if file.is_file():
+            assert canary.encode() not in file.read_bytes(), file

@@ -242,7 +242,10 @@ class RunRequest:
 
     def _begin_run(self) -> None:
         self.components.metadata_store.begin_run(
-            self.spec.pipeline.name, self.spec.run_id, self.orchestrator_name(), self.spec.to_dict()
+            self.spec.pipeline.name,
+            self.spec.run_id,
+            self.orchestrator_name(),
+            self.spec.redacted(),
         )
 
     def orchestrator_name(self) -> str:

@@ -249,8 +249,8 @@ class MLMDMetadataStore(BaseMetadataStore):
                 if not _transient(error) or time.monotonic() > deadline:
                     raise MetadataStoreError(
                         f"Metadata store at {self._where()} failed: {type(error).__name__}: "
-                        f"{str(error).strip() or 'no detail'}"
-                    ) from error
+                        f"{_first_line(error)}"
+                    ) from None  # ml-metadata's errors can hold whole records: never print them
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.5)
 
@@ -288,7 +288,19 @@ class MLMDMetadataStore(BaseMetadataStore):
             run.properties["orchestrator"].string_value = orchestrator
             run.properties["spec"].string_value = json.dumps(spec, sort_keys=True)
             run.properties["started_at"].double_value = _now()
-            [run.id] = store.put_contexts([run])
+            if store.get_context_by_type_and_name(RUN_TYPE, run_id) is not None:
+                raise MetadataStoreError(
+                    f"A run {run_id!r} is already recorded in {self._where()}: a run id names "
+                    "one run. Run the pipeline again for a new id (a finished run's steps come "
+                    "from the cache)."
+                )
+            try:
+                [run.id] = store.put_contexts([run])
+            except errors.AlreadyExistsError:  # recorded by a concurrent process meanwhile
+                raise MetadataStoreError(
+                    f"A run {run_id!r} is already recorded in {self._where()}: a run id names "
+                    "one run."
+                ) from None
             # the run belongs to its pipeline: a parent link keeps `runs list PIPELINE` cheap
             store.put_parent_contexts([pb.ParentContext(child_id=run.id, parent_id=pid)])
             self._run_contexts()[run_id] = [pipeline_context, run]
@@ -565,6 +577,14 @@ class MLMDMetadataStore(BaseMetadataStore):
 #: connections shared by stores of one key in this process
 _SHARED: dict[str, dict[str, Any]] = {}
 _SHARED_LOCK = threading.Lock()
+
+
+def _first_line(error: BaseException) -> str:
+    """The gist of an ml-metadata error: its first line, short; the rest can be a dump of the
+    records it was writing (a run's spec among them)."""
+    text = str(error).strip()
+    line = text.splitlines()[0] if text else "no detail"
+    return line if len(line) <= 200 else line[:200] + "..."
 
 
 def _transient(error: BaseException) -> bool:

@@ -133,7 +133,7 @@ class Engine:
             self.pipeline.name,
             self.spec.run_id,
             self.request.orchestrator_name(),
-            self.spec.to_dict(),
+            self.spec.redacted(),
         )
 
     def end(self, failure: BaseException | None) -> tuple[RunResult, BaseException | None]:
