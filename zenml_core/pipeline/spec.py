@@ -35,7 +35,8 @@ def _without_secrets(config: Any) -> Any:
     params = dict(config["params"])
     try:
         cls = get_plugin_manager().get_class(str(config.get("kind")), str(config.get("name")))
-        secret = {f.name for f in dataclasses.fields(cls) if f.metadata.get("secret")}
+        fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+        secret = {f.name for f in fields if f.metadata.get("secret")}
     except Exception:  # its class is unknown here: go by the names secrets usually have
         secret = {
             key
