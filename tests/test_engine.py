@@ -254,3 +254,27 @@ def test_no_step_is_left_running_when_a_sibling_fails(project):
     run = metadata(project).get_run(metadata(project).list_runs("siblings")[0].run_id)
     assert "running" not in {s.state for s in run.steps}
     assert {s.step: s.state for s in run.steps}["fragile"] == "failed"
+
+
+def test_artifact_addresses_do_not_depend_on_one_metadata_store(project, tmp_path):
+    """After metadata.db is deleted, or with two projects sharing one artifact folder,
+    execution ids repeat; the next run still publishes its artifacts."""
+    from zenml_core.metadata import SQLiteMetadataStore
+
+    shared = str(tmp_path / "shared-artifacts")
+    first = demo_steps.chain("addresses").run(
+        artifact_store=shared, metadata_store=SQLiteMetadataStore(str(tmp_path / "a.db"))
+    )
+    other_project = demo_steps.chain("addresses").run(
+        artifact_store=shared, metadata_store=SQLiteMetadataStore(str(tmp_path / "b.db"))
+    )
+    assert first.status == other_project.status == "completed"
+    (project / ".zenml" / "metadata.db").unlink(missing_ok=True)
+    for _ in range(2):  # the project's own store, from scratch each time
+        for leftover in (project / ".zenml").glob("metadata.db*"):
+            leftover.unlink()
+        assert demo_steps.chain("addresses").run().status == "completed"
+    uris = {
+        r.outputs["output"].uri for r in (first.steps["produce"], other_project.steps["produce"])
+    }
+    assert len(uris) == 2

@@ -584,7 +584,10 @@ def execute_step(
             materializer = materializers.for_annotation(
                 signature.outputs[name], f"step {step_spec.name!r} output {name!r}"
             )
-            uri = artifacts.uri(spec.pipeline.name, step_spec.name, name, str(execution_id))
+            # unique whatever the metadata store: execution ids repeat after metadata.db is
+            # deleted, or between two projects sharing one artifact folder
+            unique = f"{execution_id}-{uuid.uuid4().hex[:12]}"
+            uri = artifacts.uri(spec.pipeline.name, spec.run_id, step_spec.name, name, unique)
             with artifacts.staging() as folder:
                 materializer.save(value, folder)
                 digest = artifacts.publish_folder(folder, uri)
