@@ -67,7 +67,7 @@ def _start(project: Path, pipeline_file: Path, *args: str, **env: str) -> subpro
 def _published_artifacts(root: Path) -> list[Path]:
     """Every folder a reader could take for an artifact: final paths, not staging."""
     found = []
-    for manifest_or_dir in (root / "slow").glob("*/*/*"):
+    for manifest_or_dir in (root / "slow").glob("*/*/*/*"):  # run / step / output / unique
         found.append(manifest_or_dir)
     return found
 
@@ -104,6 +104,9 @@ def test_sigkill_at_random_moments_never_leaves_a_half_written_artifact(project)
     store = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db"))
     runs = store.list_runs("slow")
     assert runs[0].status == "completed"
+    # the killed runs were reconciled when the finished one began: none says "running"
+    for run in runs[1:]:
+        assert run.status == "completed" or run.error.startswith("abandoned: process"), run
     for step in store.get_run(runs[0].run_id).steps:
         for artifact in step.outputs.values():
             assert fingerprint(Path(artifact.uri)) == artifact.fingerprint
@@ -190,3 +193,46 @@ def test_ctrl_c_marks_the_step_and_the_run_as_interrupted(project):
     states = {s.step: (s.state, s.error) for s in run.steps}
     assert "running" not in {state for state, _ in states.values()}
     assert any(error == "interrupted (Ctrl-C)" for _, error in states.values())
+
+
+def test_a_killed_run_is_reconciled_as_abandoned(project):
+    """A run whose process was SIGKILLed does not stay 'running' forever: listing runs marks
+    it failed, with the steps it left running, and says which process is gone."""
+    import json
+
+    pipeline_file = project / "slow.yaml"
+    slow = dict(SLOW_PIPELINE, steps=[dict(s) for s in SLOW_PIPELINE["steps"]])
+    slow["steps"][1]["params"] = {"shards": 600, "delay": 0.1}  # a minute: killed long before
+    pipeline_file.write_text(yaml.safe_dump(slow))
+    process = _start(project, pipeline_file, "--no-cache")
+    store = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db"))
+
+    def first_running():
+        runs = store.list_runs("slow") if (project / ".zenml" / "metadata.db").exists() else []
+        return runs and any(
+            s.step == "first" and s.state == "running" for s in store.get_run(runs[0].run_id).steps
+        )
+
+    try:
+        from zenml_core.testing import wait_until
+
+        wait_until(first_running, 120, "the step 'first' running")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+    listed = subprocess.run(
+        [sys.executable, "-m", "zenml_core", "runs", "list", "--json"],
+        cwd=project,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (run,) = json.loads(listed.stdout)
+    assert run["status"] == "failed"
+    record = store.get_run(run["run_id"])
+    assert record.error.startswith(f"abandoned: process {process.pid} on ")
+    assert record.failure == "abandoned"
+    states = {s.step: (s.state, s.error) for s in record.steps}
+    assert states["first"] == ("failed", record.error)
+    assert states["make"][0] == "completed"

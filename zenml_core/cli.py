@@ -190,7 +190,9 @@ def _metadata_store() -> Any:
 
 
 def _cmd_runs_list(args: argparse.Namespace) -> int:
-    runs = _metadata_store().list_runs(args.pipeline)
+    store = _metadata_store()
+    store.reconcile(args.pipeline)  # runs whose process was killed say so, not "running"
+    runs = store.list_runs(args.pipeline)
     if args.json:
         print(json.dumps([_run_json(r) for r in runs], indent=2))
         return 0
@@ -200,7 +202,10 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
-    run = _metadata_store().get_run(args.run)
+    store = _metadata_store()
+    run = store.get_run(args.run)
+    if run.status == "running" and store.reconcile(run.pipeline):
+        run = store.get_run(args.run)
     if args.json:
         print(json.dumps(_run_json(run, steps=True), indent=2))
         return 0

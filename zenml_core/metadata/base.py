@@ -48,6 +48,48 @@ class RunRecord:
     #: the kind of infrastructure failure that ended the run (OOM, preempted...), if any
     failure: str = ""
     steps: list[StepRecord] = field(default_factory=list)
+    #: the process that runs it: {"host", "pid", "since"} (see ``current_owner``)
+    owner: dict[str, Any] = field(default_factory=dict)
+
+
+def _process_start(pid: int) -> str:
+    """When a process started, in clock ticks since boot (Linux); '' where unknown. With the
+    PID it tells a process from a later one that got the same PID."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            # the command name (field 2) may hold spaces: count from its closing parenthesis
+            return handle.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def current_owner() -> dict[str, Any]:
+    """Who runs a run recorded now: this host and process."""
+    import os
+    import socket
+
+    return {"host": socket.gethostname(), "pid": os.getpid(), "since": _process_start(os.getpid())}
+
+
+def owner_gone(owner: dict[str, Any]) -> str:
+    """Why the recorded owner of a run can no longer be running it, or '' if it may be (a
+    process on another host cannot be checked from here)."""
+    import os
+    import socket
+
+    host, pid = owner.get("host"), owner.get("pid")
+    if host != socket.gethostname() or not isinstance(pid, int):
+        return ""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return f"abandoned: process {pid} on {host} is gone"
+    except PermissionError:
+        pass  # alive, someone else's
+    since = owner.get("since")
+    if since and _process_start(pid) not in ("", since):
+        return f"abandoned: process {pid} on {host} is gone (its PID now belongs to another)"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -95,6 +137,23 @@ class BaseMetadataStore(BaseComponent, abc.ABC):
         self, pipeline: str, run_id: str, orchestrator: str, spec: dict[str, Any]
     ) -> None:
         """Record a run as running, in the pipeline's context."""
+
+    def reconcile(self, pipeline: str | None = None) -> list[str]:
+        """Mark runs whose owning process is gone as failed, with the steps they left
+        running; returns their ids. Called before runs are listed or a run begins."""
+        abandoned = []
+        for run in self.list_runs(pipeline):
+            if run.status != State.RUNNING:
+                continue
+            reason = owner_gone(run.owner)
+            if not reason:
+                continue
+            for step in self.get_run(run.run_id).steps:
+                if step.state == State.RUNNING:
+                    self.fail_step(run.run_id, step.execution_id, reason)
+            self.end_run(run.run_id, State.FAILED, reason, "abandoned")
+            abandoned.append(run.run_id)
+        return abandoned
 
     @abc.abstractmethod
     def end_run(self, run_id: str, status: str, error: str = "", failure: str = "") -> None:

@@ -32,6 +32,7 @@ from zenml_core.metadata.base import (
     RunRecord,
     StepRecord,
     StepStart,
+    current_owner,
 )
 
 if TYPE_CHECKING:
@@ -163,7 +164,7 @@ class MLMDMetadataStore(BaseMetadataStore):
                 store = metadata_store.MetadataStore(config)
         types: dict[str, Any] = {}
         run_type = pb.ContextType(name=RUN_TYPE)
-        for key in ("pipeline", "status", "orchestrator", "error", "failure", "spec"):
+        for key in ("pipeline", "status", "orchestrator", "error", "failure", "spec", "owner"):
             run_type.properties[key] = pb.STRING
         # seconds as doubles: MLMD's MySQL int column is 32-bit, too small for milliseconds
         for key in ("started_at", "ended_at"):
@@ -287,6 +288,7 @@ class MLMDMetadataStore(BaseMetadataStore):
             run.properties["status"].string_value = State.RUNNING.value
             run.properties["orchestrator"].string_value = orchestrator
             run.properties["spec"].string_value = json.dumps(spec, sort_keys=True)
+            run.properties["owner"].string_value = json.dumps(current_owner())
             run.properties["started_at"].double_value = _now()
             if store.get_context_by_type_and_name(RUN_TYPE, run_id) is not None:
                 raise MetadataStoreError(
@@ -672,7 +674,16 @@ def _run_record(context: Any) -> RunRecord:
         orchestrator=_read(p, "orchestrator", "string_value"),
         error=_read(p, "error", "string_value"),
         failure=_read(p, "failure", "string_value"),
+        owner=_owner(_read(p, "owner", "string_value")),
     )
+
+
+def _owner(text: str) -> dict[str, Any]:
+    try:
+        owner = json.loads(text) if text else {}
+    except json.JSONDecodeError:
+        return {}
+    return owner if isinstance(owner, dict) else {}
 
 
 @dataclass

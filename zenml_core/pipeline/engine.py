@@ -127,6 +127,7 @@ class Engine:
             self.step_backend(step_spec)
         self.artifacts.check_access()
         self.metadata.check_access()
+        self.metadata.reconcile(self.pipeline.name)  # runs of it whose process was killed
         if self.pipeline.enable_cache:
             self.previous = self.metadata.completed_executions(self.pipeline.name)
         self.metadata.begin_run(
