@@ -28,3 +28,4 @@ def _code_cache(tmp_path_factory):
     """Child processes unpack code packages here, not in the user's home."""
 
     os.environ["ZENML_CODE_CACHE"] = str(tmp_path_factory.mktemp("code-cache"))
+    os.environ["ZENML_FINGERPRINT_CACHE"] = str(tmp_path_factory.mktemp("fingerprints"))

@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from zenml_core import Pipeline
+from zenml_core import Pipeline, step
 from zenml_core.backends import LocalProcessingBackend
 from zenml_core.exceptions import StepFailedError
 from zenml_core.steps import CategoricalSplit, CSVSource, RandomSplit
@@ -216,3 +216,64 @@ def test_csv_from_a_file_uri_and_a_clear_error_for_unknown_schemes(project, tmp_
     assert result.load("csv_source").num_rows() == 10
     with pytest.raises(StepFailedError, match="No artifact_store backend named 'nostore'"):
         run_single(project, CSVSource(path="nostore://bucket/d.csv")).run()
+
+
+def test_a_csv_edited_in_place_is_not_served_from_the_cache(project, tmp_path):
+    """The source file's content is part of the cache key: an edit re-runs the source and
+    everything after it; a touch (same content) keeps the cache."""
+    import os
+
+    path = tmp_path / "data.csv"
+    write_csv(path, 569)
+
+    def run():
+        pipeline = Pipeline("edited")
+        source = pipeline.add_step(CSVSource(path=str(path), label="label"))
+        pipeline.add_step(RandomSplit(data=source, split_map={"train": 0.7, "eval": 0.3}))
+        return pipeline.run()
+
+    first = run()
+    assert {s.state for s in run().steps.values()} == {"cached"}
+    os.utime(path)  # touched, content unchanged: still the same data
+    assert {s.state for s in run().steps.values()} == {"cached"}
+    write_csv(path, 369)  # edited in place
+    edited = run()
+    assert {s.state for s in edited.steps.values()} == {"completed"}
+    assert first.load("csv_source").num_rows() == 569
+    assert edited.load("csv_source").num_rows() == 369
+    split = edited.load("random_split")
+    assert sum(split.num_rows(s) for s in split.splits) == 369
+    path.unlink()
+    with pytest.raises(StepFailedError, match="no file"):  # gone: never a stale cache hit
+        run()
+
+
+@step(reads=["folder"])
+def count_files(folder: str) -> int:
+    from pathlib import Path
+
+    return sum(1 for p in Path(folder).iterdir() if p.is_file())
+
+
+def test_a_function_step_declares_the_outside_data_it_reads(project, tmp_path):
+    from zenml_core.exceptions import ConfigError
+
+    data = tmp_path / "inbox"
+    data.mkdir()
+    (data / "a.txt").write_text("a")
+
+    def run():
+        pipeline = Pipeline("inbox")
+        pipeline.add_step(count_files(folder=str(data)))
+        return pipeline.run()
+
+    assert run().load("count_files") == 1
+    assert run().steps["count_files"].state == "cached"
+    (data / "b.txt").write_text("b")
+    again = run()
+    assert again.steps["count_files"].state == "completed" and again.load("count_files") == 2
+    with pytest.raises(ConfigError, match=r"\['nowhere'\] are not parameters"):
+
+        @step(reads=["nowhere"])
+        def broken(folder: str) -> int:
+            return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from zenml_core.artifacts.base import BaseArtifactStore, fingerprint
 
 
@@ -17,4 +19,14 @@ def ArtifactStore(uri: str) -> BaseArtifactStore:
     return store
 
 
-__all__ = ["ArtifactStore", "BaseArtifactStore", "fingerprint"]
+def source_fingerprint(uri: str) -> str:
+    """The content identity of data a step reads from outside the pipeline (a local path or
+    any URI an artifact store serves), by the store of its scheme."""
+    if "://" not in uri:
+        from zenml_core.artifacts.base import content_fingerprint
+
+        return content_fingerprint(Path(uri))
+    return ArtifactStore(uri.rsplit("/", 1)[0]).source_fingerprint(uri)
+
+
+__all__ = ["ArtifactStore", "BaseArtifactStore", "fingerprint", "source_fingerprint"]

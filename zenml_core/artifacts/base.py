@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import tempfile
@@ -101,6 +102,60 @@ class BaseArtifactStore(BaseComponent, abc.ABC):
     def fingerprint(self, uri: str) -> str:
         with self.reader(uri) as path:
             return (path / MANIFEST).read_text().strip()
+
+    def source_fingerprint(self, uri: str) -> str:
+        """What identifies the content of a plain file (not an artifact) a step reads, e.g. a
+        user's CSV: part of that step's cache key, so changed data is never served from the
+        cache. This default copies the file here and hashes it; stores that know a cheaper
+        identity (an object's generation and checksum) override it. 'missing' if absent."""
+        with tempfile.TemporaryDirectory(prefix="zenml-source-") as folder:
+            try:
+                copy = self.local_copy(uri, Path(folder) / "source")
+            except (ArtifactStoreError, FileNotFoundError):
+                return "missing"
+            return content_fingerprint(copy)
+
+
+def content_fingerprint(path: Path) -> str:
+    """A file's or folder's content hash, remembered by (size, mtime, ctime, inode) so that a
+    large file unchanged since the last run is not read again; 'missing' if absent."""
+    path = path.absolute()
+    if path.is_dir():
+        digest = hashlib.sha256()
+        for file in sorted(p for p in path.rglob("*") if p.is_file()):
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+            digest.update(content_fingerprint(file).encode() + b"\0")
+        return digest.hexdigest()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return "missing"
+    identity = [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino]
+    memo = _fingerprint_memo(path)
+    try:
+        known = json.loads(memo.read_text())
+        if known["identity"] == identity:
+            return str(known["digest"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    value = f"sha256:{digest.hexdigest()}"
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        partial = memo.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(json.dumps({"identity": identity, "digest": value}))
+        partial.replace(memo)
+    except OSError:
+        pass  # a memo is a convenience
+    return value
+
+
+def _fingerprint_memo(path: Path) -> Path:
+    root = os.environ.get("ZENML_FINGERPRINT_CACHE") or Path.home() / ".cache/zenml/fingerprints"
+    return Path(root) / f"{hashlib.sha256(str(path).encode()).hexdigest()[:32]}.json"
 
 
 def fingerprint(folder: Path) -> str:

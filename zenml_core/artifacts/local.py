@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from zenml_core.artifacts.base import MANIFEST, BaseArtifactStore
+from zenml_core.artifacts.base import MANIFEST, BaseArtifactStore, content_fingerprint
 from zenml_core.exceptions import ArtifactStoreError, ConfigError
 
 STAGING = ".staging"
@@ -63,6 +63,9 @@ class LocalArtifactStore(BaseArtifactStore):
 
     def local_copy(self, uri: str, target: Path) -> Path:
         return self.path(uri)  # already local: nothing to copy
+
+    def source_fingerprint(self, uri: str) -> str:
+        return content_fingerprint(self.path(uri))
 
     def check_access(self) -> None:
         root = Path(self.root)

@@ -63,7 +63,8 @@ def new_run_id(pipeline: str) -> str:
 def cache_key(
     step_spec: StepSpec, step_class: type[Step], inputs: dict[str, ArtifactRecord]
 ) -> str:
-    """Step identity + its code + parameters + input fingerprints."""
+    """Step identity + its code + parameters + input fingerprints + the content of the
+    outside data it reads (``Step.READS``)."""
     material = {
         "source": step_spec.source,
         "code": step_class.code_hash(),
@@ -71,6 +72,11 @@ def cache_key(
         "inputs": {name: record.fingerprint for name, record in sorted(inputs.items())},
         "outputs": sorted(step_class.signature().outputs),
     }
+    reads = {p: step_spec.params[p] for p in step_class.READS if step_spec.params.get(p)}
+    if reads:
+        from zenml_core.artifacts import source_fingerprint
+
+        material["reads"] = {p: source_fingerprint(str(uri)) for p, uri in sorted(reads.items())}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -67,6 +67,10 @@ class Step:
     """
 
     STEP_KIND: ClassVar[str] = "processing"
+    #: parameters whose values are paths or URIs of data the step reads from outside the
+    #: pipeline (a CSV file, a bucket folder): their content is part of the cache key, so
+    #: changed data is never served from the cache (``@step(reads=["path"])``)
+    READS: ClassVar[tuple[str, ...]] = ()
     entrypoint: ClassVar[Callable[..., Any]]
 
     def __init__(self, **arguments: Any) -> None:
@@ -253,17 +257,25 @@ class StepSignature:
         return cls(arguments, defaults, context_argument, {SINGLE_OUTPUT: returned}, True)
 
 
-def step(function: Callable[..., Any] | None = None, *, kind: str = "processing") -> Any:
-    """Make a step from a function: ``@step`` or ``@step(kind="training")``.
+def step(
+    function: Callable[..., Any] | None = None,
+    *,
+    kind: str = "processing",
+    reads: Iterable[str] = (),
+) -> Any:
+    """Make a step from a function: ``@step``, ``@step(kind="training")``, or
+    ``@step(reads=["path"])`` for a step whose ``path`` parameter names outside data.
 
     Calling the result with arguments gives a configured ``Step`` for a pipeline.
     """
     if kind not in ("processing", "training"):
         raise ConfigError(f"@step kind must be 'processing' or 'training', got {kind!r}.")
+    read_parameters = (reads,) if isinstance(reads, str) else tuple(reads)
 
     def wrap(func: Callable[..., Any]) -> type[Step]:
         namespace = {
             "STEP_KIND": kind,
+            "READS": read_parameters,
             "entrypoint": staticmethod(func),
             "_function": func,
             "__module__": func.__module__,
@@ -271,7 +283,13 @@ def step(function: Callable[..., Any] | None = None, *, kind: str = "processing"
             "__doc__": func.__doc__,
         }
         step_class: type[Step] = type(func.__name__, (Step,), namespace)
-        step_class.signature()  # bad annotations fail here, at definition
+        signature = step_class.signature()  # bad annotations fail here, at definition
+        unknown = [r for r in read_parameters if r not in signature.arguments]
+        if unknown:
+            raise ConfigError(
+                f"@step(reads={list(read_parameters)}) of {func.__qualname__}: {unknown} are "
+                f"not parameters of it; its parameters are {sorted(signature.arguments)}."
+            )
         return step_class
 
     return wrap(function) if function is not None else wrap

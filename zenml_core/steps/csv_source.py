@@ -22,6 +22,8 @@ class CSVSource(Step):
     every value must convert. ``label`` must exist too.
     """
 
+    READS = ("path",)  # the file's content is part of the cache key
+
     def entrypoint(
         self,
         ctx: StepContext,

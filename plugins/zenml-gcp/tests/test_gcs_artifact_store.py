@@ -103,7 +103,7 @@ def test_a_pipeline_runs_with_its_artifacts_in_gcs(gcs, tmp_path, monkeypatch):
     result = pipeline.run(artifact_store=f"gs://{BUCKET}/runs")
     assert result.load("total") == 10
     uri = result.steps["total"].outputs["output"].uri
-    assert uri.startswith(f"gs://{BUCKET}/runs/on-gcs/total/output/")
+    assert uri.startswith(f"gs://{BUCKET}/runs/on-gcs/{result.run_id}/total/output/")
     assert f"{uri[len('gs://' + BUCKET + '/') :]}/{MANIFEST}" in _blobs("runs/on-gcs/")
     again = pipeline.run(artifact_store=f"gs://{BUCKET}/runs")
     assert {s.state for s in again.steps.values()} == {"cached"}
@@ -128,3 +128,24 @@ def test_importing_the_store_does_not_import_the_sdk():
     from zenml_core.testing import heavy_modules_imported
 
     assert heavy_modules_imported("import zenml_gcp.artifact_store") == []
+
+
+def test_a_gcs_source_rewritten_is_a_new_fingerprint(gcs):
+    """An object's generation and checksum identify it: rewriting it (even with the same
+    bytes) changes the fingerprint a reading step's cache key holds; no download needed."""
+    from google.cloud import storage
+
+    from zenml_core.artifacts import source_fingerprint
+
+    blob = storage.Client().bucket(BUCKET).blob("inputs/changing.csv")
+    blob.upload_from_string("a\n1\n")
+    first = source_fingerprint(f"gs://{BUCKET}/inputs/changing.csv")
+    assert first.startswith("gs:") and first == source_fingerprint(
+        f"gs://{BUCKET}/inputs/changing.csv"
+    )
+    blob.upload_from_string("a\n2\n")
+    assert source_fingerprint(f"gs://{BUCKET}/inputs/changing.csv") != first
+    storage.Client().bucket(BUCKET).blob("inputs/folder/x.csv").upload_from_string("a\n1\n")
+    folder = source_fingerprint(f"gs://{BUCKET}/inputs/folder")
+    assert folder.startswith("gs-folder:")
+    assert source_fingerprint(f"gs://{BUCKET}/inputs/nothing-here") == "missing"

@@ -9,6 +9,7 @@ half-uploaded artifact for a complete one. google-cloud-storage honours
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -105,6 +106,21 @@ class GCSArtifactStore(BaseArtifactStore):
                 f"GCSArtifactStore: no permission to write to gs://{bucket}; grant the "
                 "credentials roles/storage.objectAdmin on it."
             ) from error
+
+    def source_fingerprint(self, uri: str) -> str:
+        """An object's generation and checksum (a folder's: of every object under it): what
+        GCS changes on every write, without downloading anything."""
+        bucket, name = self._split(uri)
+        blob = self._client().bucket(bucket).get_blob(name)
+        if blob is not None:
+            return f"gs:{blob.generation}:{blob.crc32c or blob.md5_hash}"
+        blobs = sorted(
+            (b.name, b.generation, b.crc32c)
+            for b in self._client().list_blobs(bucket, prefix=f"{name.rstrip('/')}/")
+        )
+        if not blobs:
+            return "missing"
+        return "gs-folder:" + hashlib.sha256(repr(blobs).encode()).hexdigest()
 
     def local_copy(self, uri: str, target: Path) -> Path:
         from google.api_core import exceptions
