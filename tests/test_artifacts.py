@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import subprocess
@@ -92,9 +93,12 @@ def test_code_package_honours_gitignore_and_is_content_addressed(tmp_path):
     (project / "data.csv").write_text("big")
     (project / "build").mkdir()
     (project / "build" / "x.py").write_text("")
-    for ignored in (".git", ".zenml", ".venv", "__pycache__"):
+    for ignored in (".git", ".zenml", "__pycache__", "any-name-env"):
         (project / ignored).mkdir()
         (project / ignored / "f").write_text("")
+    (project / "any-name-env" / "pyvenv.cfg").write_text("home = /usr/bin\n")  # a virtualenv
+    (project / ".env").write_text("API_TOKEN=secret\n")
+    (project / "deploy.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
     assert sorted(p.as_posix() for p in project_files(project)) == [
         ".gitignore",
         "pkg/__init__.py",
@@ -186,3 +190,67 @@ def test_the_code_cache_stays_under_its_cap(tmp_path, monkeypatch):
     monkeypatch.setenv("ZENML_CODE_CACHE_MB", "0.000001")  # a byte: only the one in use stays
     sys.path.remove(str(fetch_code(refs[0], store, cache)))
     assert [p.name for p in cache.glob("*.zip")] == [f"{refs[0].sha256}.zip"]
+
+
+def test_secrets_can_be_included_again_by_the_gitignore(tmp_path):
+    project = _code_project(tmp_path)
+    (project / ".env").write_text("PUBLIC_SETTING=1\n")
+    (project / "server.key").write_text("key")
+    assert sorted(p.as_posix() for p in project_files(project)) == ["m.py"]
+    (project / ".gitignore").write_text("!.env\n")
+    assert sorted(p.as_posix() for p in project_files(project)) == [".env", ".gitignore", "m.py"]
+
+
+def test_a_code_package_over_its_limit_is_refused_naming_what_is_big(tmp_path, monkeypatch):
+    from zenml_core.exceptions import ConfigError
+
+    project = _code_project(tmp_path)
+    (project / "datasets").mkdir()
+    (project / "datasets" / "huge.bin").write_bytes(b"\0" * 3_000_000)
+    monkeypatch.setenv("ZENML_CODE_PACKAGE_MB", "2")
+    store = LocalArtifactStore(str(tmp_path / "artifacts"))
+    with pytest.raises(ConfigError, match=r"over the 2 MB limit.*datasets/ \(3 MB\)"):
+        package_code(project, store)
+    assert not (tmp_path / "artifacts" / "code").exists()  # nothing was written
+
+
+def test_a_file_that_vanishes_while_packaging_is_left_out(tmp_path, monkeypatch):
+    from zenml_core.pipeline import code
+
+    project = _code_project(tmp_path)
+    (project / "fleeting.tmp").write_text("here for a moment")
+    listed = code.project_files(project)
+
+    def vanished(root):
+        (root / "fleeting.tmp").unlink()
+        return listed
+
+    monkeypatch.setattr(code, "project_files", vanished)
+    with zipfile.ZipFile(io.BytesIO(code.build_archive(project))) as archive:
+        assert archive.namelist() == ["m.py"]
+
+
+def test_the_code_package_outside_a_project_holds_the_pipelines_own_folder(tmp_path, monkeypatch):
+    """Run from some other folder, the package is the folder the step modules come from,
+    not the working directory."""
+    from zenml_core.pipeline.sources import code_root
+
+    elsewhere = tmp_path / "shared-tmp"
+    elsewhere.mkdir()
+    (elsewhere / "other-venv").mkdir()
+    monkeypatch.chdir(elsewhere)
+    project = tmp_path / "mine"
+    (project / "pkg").mkdir(parents=True)
+    (project / "pkg" / "__init__.py").write_text("")
+    (project / "pkg" / "own_steps.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(project))
+    import importlib
+
+    importlib.import_module("pkg.own_steps")
+    try:
+        assert code_root(["pkg.own_steps:thing"]) == project.resolve()
+        # steps of installed distributions (zenml-core's own) need no package at all
+        assert code_root(["zenml_core.testing.steps:numbers"]) is None
+    finally:
+        sys.modules.pop("pkg.own_steps", None)
+        sys.modules.pop("pkg", None)

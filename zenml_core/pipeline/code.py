@@ -2,7 +2,8 @@
 
 Content-addressed (its SHA-256 names it), so unchanged code is uploaded once; built
 deterministically (sorted entries, fixed timestamps), so the same files give the same hash.
-Files the project's .gitignore excludes stay home, and so do .git, .zenml and virtualenvs.
+Files the project's .gitignore excludes stay home, and so do .git, .zenml, virtualenvs and
+secrets (.env, keys); a package over ZENML_CODE_PACKAGE_MB is refused.
 """
 
 from __future__ import annotations
@@ -19,28 +20,49 @@ import zipfile
 from pathlib import Path
 
 from zenml_core.artifacts.base import BaseArtifactStore
-from zenml_core.exceptions import ArtifactStoreError
+from zenml_core.exceptions import ArtifactStoreError, ConfigError
 from zenml_core.pipeline.spec import CodeRef
 
-ALWAYS_EXCLUDED = [".git/", ".zenml/", ".venv*/", "venv/", ".nox/", "__pycache__/", "*.pyc"]
+ALWAYS_EXCLUDED = [".git/", ".zenml/", ".nox/", ".tox/", "__pycache__/", "*.pyc"]
+#: secrets stay home unless the project's .gitignore includes them again (``!.env``)
+SECRETS_EXCLUDED = [
+    ".env",
+    ".env.*",
+    "*.pem",
+    "*.key",
+    "*.p12",
+    "*.pfx",
+    "id_rsa*",
+    "id_ed25519*",
+    ".netrc",
+    ".pypirc",
+    "*credentials*.json",
+]
 ARCHIVE = "code.zip"
 _EPOCH = (1980, 1, 1, 0, 0, 0)
+#: the largest code package a run makes, in MB (ZENML_CODE_PACKAGE_MB)
+DEFAULT_PACKAGE_MB = 100
 
 
 def project_files(root: Path) -> list[Path]:
-    """Files under ``root`` that belong to the project, honouring ``root/.gitignore``."""
+    """Files under ``root`` that belong to the project: not .git or .zenml, not a virtualenv
+    (any folder with a pyvenv.cfg, whatever its name), no secrets (.env, keys) unless
+    ``root/.gitignore`` includes them again, and nothing ``root/.gitignore`` excludes."""
     import pathspec
 
-    patterns = list(ALWAYS_EXCLUDED)
+    patterns = [*ALWAYS_EXCLUDED, *SECRETS_EXCLUDED]
     gitignore = root / ".gitignore"
     if gitignore.is_file():
-        patterns += gitignore.read_text().splitlines()
+        patterns += gitignore.read_text(errors="replace").splitlines()
     spec = pathspec.GitIgnoreSpec.from_lines(patterns)
     files = []
     for folder, dirs, names in os.walk(root):
         relative_folder = Path(folder).relative_to(root)
         dirs[:] = sorted(
-            d for d in dirs if not spec.match_file(f"{(relative_folder / d).as_posix()}/")
+            d
+            for d in dirs
+            if not spec.match_file(f"{(relative_folder / d).as_posix()}/")
+            and not (Path(folder) / d / "pyvenv.cfg").is_file()
         )
         for name in sorted(names):
             relative = relative_folder / name
@@ -50,14 +72,50 @@ def project_files(root: Path) -> list[Path]:
 
 
 def build_archive(root: Path) -> bytes:
+    files = project_files(root)
+    sizes = {}
+    for relative in files:
+        try:
+            sizes[relative] = (root / relative).stat().st_size
+        except FileNotFoundError:  # gone since the walk: not part of the package
+            continue
+    _check_size(root, sizes)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for relative in project_files(root):
+        for relative in sizes:
+            try:
+                data = (root / relative).read_bytes()
+            except FileNotFoundError:  # removed while the package was made
+                continue
             info = zipfile.ZipInfo(relative.as_posix(), date_time=_EPOCH)
             info.external_attr = 0o644 << 16
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, (root / relative).read_bytes())
+            archive.writestr(info, data)
     return buffer.getvalue()
+
+
+def _check_size(root: Path, sizes: dict[Path, int]) -> None:
+    try:
+        limit_mb = float(os.environ.get("ZENML_CODE_PACKAGE_MB", DEFAULT_PACKAGE_MB))
+    except ValueError:
+        raise ConfigError(
+            f"ZENML_CODE_PACKAGE_MB={os.environ['ZENML_CODE_PACKAGE_MB']!r} is not a number of MB."
+        ) from None
+    total = sum(sizes.values())
+    if total <= limit_mb * 1024 * 1024:
+        return
+    by_top: dict[str, int] = {}
+    for relative, size in sizes.items():
+        top = relative.parts[0] + ("/" if len(relative.parts) > 1 else "")
+        by_top[top] = by_top.get(top, 0) + size
+    biggest = sorted(by_top.items(), key=lambda item: -item[1])[:3]
+    listed = ", ".join(f"{name} ({size / 1e6:.0f} MB)" for name, size in biggest)
+    raise ConfigError(
+        f"The code package of {root} would be {total / 1e6:.0f} MB, over the "
+        f"{limit_mb:g} MB limit; the biggest parts: {listed}. Leave data out of it with a "
+        ".gitignore in that folder, run from your project (`zenml init` at its root), or raise "
+        "the limit with ZENML_CODE_PACKAGE_MB."
+    )
 
 
 def package_code(root: Path, store: BaseArtifactStore) -> CodeRef:

@@ -156,9 +156,11 @@ class Pipeline:
         if not all(b.RUNS_IN_PROCESS for b in [components.orchestrator, *step_backends]):
             # some step runs in another process, which needs the project's code
             from zenml_core.pipeline.code import package_code
-            from zenml_core.pipeline.sources import source_root
+            from zenml_core.pipeline.sources import code_root
 
-            run_spec.code = package_code(source_root(), components.artifact_store)
+            root = code_root(s.source for s in run_spec.pipeline.steps)
+            if root is not None:
+                run_spec.code = package_code(root, components.artifact_store)
         return components.orchestrator.run(request)
 
     # -- YAML ----------------------------------------------------------------------------------

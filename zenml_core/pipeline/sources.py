@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,55 @@ def source_root() -> Path:
     from zenml_core.repository import find_project_root
 
     return find_project_root() or Path.cwd()
+
+
+def code_root(sources: Iterable[str]) -> Path | None:
+    """The folder a run's code package holds: the project root (where .zenml/ is), else the
+    one folder the pipeline's own step modules are imported from; None when every step comes
+    from an installed distribution (nothing to ship). Never simply the working directory: run
+    from elsewhere, that can be anything (a shared temp folder, another virtualenv)."""
+    from zenml_core.repository import find_project_root
+
+    project = find_project_root()
+    if project is not None:
+        return project
+    roots: dict[Path, str] = {}
+    for source in sources:
+        module_name = source.partition(":")[0]
+        file = _module_file(module_name)
+        if file is None or _installed(file):
+            continue
+        depth = module_name.count(".") + (1 if file.name == "__init__.py" else 0)
+        roots.setdefault(file.parents[depth], module_name)
+    if len(roots) > 1:
+        listed = "; ".join(f"{m} from {root}" for root, m in roots.items())
+        raise PipelineError(
+            f"The pipeline's steps come from several folders ({listed}), so no one code "
+            "package holds them: put them in one project and run `zenml init` at its root."
+        )
+    return next(iter(roots), None)
+
+
+def _module_file(module_name: str) -> Path | None:
+    main = sys.modules.get("__main__")
+    module = sys.modules.get(module_name)
+    if module is None and main is not None and _is_main(module_name, main):
+        module = main
+    path = getattr(module, "__file__", None)
+    return Path(path).resolve() if path else None
+
+
+def _installed(file: Path) -> bool:
+    """In the standard library, a site-packages folder or zenml-core itself."""
+    import site
+    import sysconfig
+
+    import zenml_core
+
+    places = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    places |= set(site.getsitepackages()) | {site.getusersitepackages()}
+    places.add(str(Path(zenml_core.__file__).parent))
+    return any(file.is_relative_to(Path(p).resolve()) for p in places if p)
 
 
 def source_of(obj: Any) -> str:
