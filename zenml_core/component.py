@@ -139,13 +139,9 @@ class BaseComponent:
 
     @classmethod
     def from_yaml(cls: type[C], text: str) -> C:
-        import yaml
+        from zenml_core.yamlio import load_yaml
 
-        try:
-            config = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise ConfigError(f"Component YAML does not parse: {error}") from error
-        return cls.from_config(config)
+        return cls.from_config(load_yaml(text, "Component YAML"))
 
 
 # -- parameter checking --------------------------------------------------------------------

@@ -10,6 +10,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from zenml_core.exceptions import ConfigError
+from zenml_core.yamlio import load_yaml
+
 PROJECT_DIR = ".zenml"
 CONFIG_FILE = "config.yaml"
 
@@ -36,7 +39,6 @@ def home() -> Path:
 
 def default_components(where: Path | None = None) -> dict[str, dict[str, Any]]:
     """The embedded defaults, overridden by ``config.yaml`` in ``where`` (default: ``home()``)."""
-    import yaml
 
     where = where or home()
     components: dict[str, dict[str, Any]] = {
@@ -47,8 +49,20 @@ def default_components(where: Path | None = None) -> dict[str, dict[str, Any]]:
     }
     config_file = where / CONFIG_FILE
     if config_file.is_file():
-        configured = yaml.safe_load(config_file.read_text()) or {}
-        components.update(configured.get("components") or {})
+        fix = f"fix it, or delete it and run `zenml init {where.parent}` to write a fresh one"
+        try:
+            configured = load_yaml(config_file.read_bytes(), f"The project config {config_file}")
+        except ConfigError as error:
+            raise ConfigError(f"{error} ({fix}).") from None
+        if configured is None:
+            configured = {}
+        given = configured.get("components", {}) if isinstance(configured, dict) else None
+        if not isinstance(given, dict) or not all(isinstance(c, dict) for c in given.values()):
+            raise ConfigError(
+                f"The project config {config_file} must be a mapping with 'components': "
+                f"{{kind: {{name: ..., params: {{...}}}}}} ({fix})."
+            )
+        components.update(given)
     return components
 
 
@@ -57,13 +71,20 @@ def init(root: Path) -> Path:
     import yaml
 
     folder = root / PROJECT_DIR
-    folder.mkdir(parents=True, exist_ok=True)
     config_file = folder / CONFIG_FILE
-    if not config_file.exists():
-        config_file.write_text(
-            "# zenml-core project defaults; any component here can be replaced by a plugin's.\n"
-            + yaml.safe_dump({"components": _embedded_stores(folder)}, sort_keys=False)
-        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if not config_file.exists():
+            config_file.write_text(
+                "# zenml-core project defaults; any component here can be replaced by a "
+                "plugin's.\n"
+                + yaml.safe_dump({"components": _embedded_stores(folder)}, sort_keys=False)
+            )
+    except OSError as error:
+        raise ConfigError(
+            f"Cannot make a zenml project in {root}: {error.strerror} ({error.filename}). "
+            "Choose a folder you can write to."
+        ) from None
     return folder
 
 

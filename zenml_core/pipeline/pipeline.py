@@ -197,18 +197,19 @@ class Pipeline:
         )
 
     @classmethod
-    def from_yaml(cls, text: str) -> Pipeline:
-        import yaml
+    def from_yaml(cls, text: str | bytes, what: str = "Pipeline YAML") -> Pipeline:
+        from zenml_core.yamlio import load_yaml
 
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as error:
-            raise PipelineError(f"Pipeline YAML does not parse: {error}") from error
-        return cls.from_spec(PipelineSpec.from_dict(data))
+        return cls.from_spec(PipelineSpec.from_dict(load_yaml(text, what, PipelineError)))
 
     @classmethod
     def from_yaml_file(cls, path: str | Path) -> Pipeline:
-        return cls.from_yaml(Path(path).read_text())
+        try:
+            data = Path(path).read_bytes()
+        except OSError as error:
+            message = f"Cannot read the pipeline file {path}: {error.strerror}."
+            raise PipelineError(message) from None
+        return cls.from_yaml(data, f"Pipeline file {path}")
 
 
 def _by_kind(

@@ -34,12 +34,21 @@ def read_spec(location: str) -> RunSpec:
             path = path / SPEC_FILE
         if not path.is_file():
             raise PipelineError(f"No run spec at {location}.")
-        return RunSpec.from_json(path.read_text())
+        return RunSpec.from_json(_text(path, location))
     from zenml_core.artifacts import ArtifactStore
 
     store = ArtifactStore(location.rsplit("/", 1)[0])
     with store.reader(location) as folder:
-        return RunSpec.from_json((folder / SPEC_FILE).read_text())
+        return RunSpec.from_json(_text(folder / SPEC_FILE, location))
+
+
+def _text(path: Path, location: str) -> str:
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PipelineError(
+            f"The run spec at {location} is not UTF-8 text (byte {error.start})."
+        ) from None
 
 
 def _prepare(location: str) -> tuple[RunSpec, Components]:

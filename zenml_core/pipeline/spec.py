@@ -193,7 +193,9 @@ class RunSpec:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise PipelineError(f"The run spec is not JSON: {error}.") from error
+            raise PipelineError(f"The run spec is not JSON: {error}.") from None
+        except RecursionError:
+            raise PipelineError("The run spec nests too deeply to be a run spec.") from None
         _require_mapping(data, "run spec")
         _check_keys(data, {"run_id", "pipeline", "code", "version"}, "run spec")
         if data.get("version") != SPEC_VERSION:
@@ -230,6 +232,12 @@ def _step_from_dict(data: Any, index: int) -> StepSpec:
     inputs = data.get("inputs") or {}
     _require_mapping(params, f"{where} 'params'")
     _require_mapping(inputs, f"{where} 'inputs'")
+    both = sorted(set(params) & set(inputs))
+    if both:
+        raise PipelineError(
+            f"{where}: {both} given both as 'params' and as 'inputs'; an argument is one or "
+            "the other."
+        )
     for argument, address in inputs.items():
         if not isinstance(address, str) or address.count(".") < 1:
             raise PipelineError(
