@@ -28,7 +28,8 @@ PIPELINE_FILES = {
     "binary": (b"\x7fELF\x02\x01\x01\x00\x00\x00name: x", "binary file"),
     "deep nesting": (b"name: deep\nsteps: " + b"[" * 5000 + b"]" * 5000, "nested deeper"),
     "duplicate keys": (
-        b"name: one\nname: two\nsteps:\n- {name: numbers, source: 'zenml_core.testing.steps:numbers'}\n",
+        b"name: one\nname: two\nsteps:\n"
+        b"- {name: numbers, source: 'zenml_core.testing.steps:numbers'}\n",
         "key 'name' appears twice",
     ),
     "alias bomb": (ALIAS_BOMB, "aliases (*name) are not accepted"),

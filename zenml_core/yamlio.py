@@ -54,7 +54,7 @@ def _strict_loader() -> type:
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
-                mark = self.peek_event().start_mark
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                 raise _Refused(
                     f"line {mark.line + 1}: YAML aliases (*name) are not accepted here; write "
                     "the value out"
@@ -62,7 +62,7 @@ def _strict_loader() -> type:
             self.depth += 1
             try:
                 if self.depth > MAX_DEPTH:
-                    mark = self.peek_event().start_mark
+                    mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
                     raise _Refused(f"line {mark.line + 1}: nested deeper than {MAX_DEPTH} levels")
                 return super().compose_node(parent, index)
             finally:
