@@ -74,19 +74,11 @@ def test_quickstart_trains_evaluates_and_is_cached_the_second_time(quickstart_ru
         assert f"[   cached] {step}" in second.stderr
     assert second.returncode == 0
     assert second.stdout.split("eval:")[1] == first.stdout.split("eval:")[1]
-    model = (
-        next(
-            (
-                project
-                / ".zenml"
-                / "artifacts"
-                / "quickstart"
-                / "tf_feed_forward_trainer"
-                / "output"
-            ).iterdir()
-        )
-        / "data"
+    # artifacts/PIPELINE/RUN/STEP/OUTPUT/UNIQUE: the one run that trained
+    (output,) = (project / ".zenml" / "artifacts" / "quickstart").glob(
+        "*/tf_feed_forward_trainer/output/*"
     )
+    model = output / "data"
     assert (model / "model.keras").is_file() and (
         model / "saved_model" / "saved_model.pb"
     ).is_file()

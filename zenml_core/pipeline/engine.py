@@ -74,10 +74,20 @@ def cache_key(
     }
     reads = {p: step_spec.params[p] for p in step_class.READS if step_spec.params.get(p)}
     if reads:
-        from zenml_core.artifacts import source_fingerprint
-
-        material["reads"] = {p: source_fingerprint(str(uri)) for p, uri in sorted(reads.items())}
+        material["reads"] = {p: _read_identity(str(uri)) for p, uri in sorted(reads.items())}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
+def _read_identity(uri: str) -> str:
+    """The content identity of outside data; data that cannot be fingerprinted (an unknown
+    scheme, no access) is never a cache hit, and the step reports the problem itself."""
+    from zenml_core.artifacts import source_fingerprint
+    from zenml_core.exceptions import ZenMLError
+
+    try:
+        return source_fingerprint(uri)
+    except (ZenMLError, OSError) as error:
+        return f"unfingerprinted:{uuid.uuid4().hex}:{type(error).__name__}"
 
 
 class Engine:
