@@ -236,3 +236,47 @@ def test_a_killed_run_is_reconciled_as_abandoned(project):
     states = {s.step: (s.state, s.error) for s in record.steps}
     assert states["first"] == ("failed", record.error)
     assert states["make"][0] == "completed"
+
+
+def test_a_step_another_run_finished_meanwhile_is_a_cache_hit(project, tmp_path):
+    """Run B starts while run A executes 'counted'; by the time B's 'counted' is ready, A has
+    finished it: B takes it from the cache instead of running it again."""
+    from zenml_core.testing import wait_until
+
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    store = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db"))
+
+    def pipeline_file(tag):
+        path = project / f"shared-{tag}.yaml"
+        steps = [
+            {
+                "name": "gate",
+                "source": "slow_steps:gate",
+                "params": {"tag": tag, "folder": str(gates)},
+            },
+            {"name": "counted", "source": "slow_steps:counted", "inputs": {"x": "gate.output"}},
+        ]
+        path.write_text(yaml.safe_dump({"name": "shared", "steps": steps}))
+        return path
+
+    def state(run_index, step):
+        runs = sorted(store.list_runs("shared"), key=lambda r: r.started_at or 0)
+        if len(runs) <= run_index:
+            return None
+        record = store.get_run(runs[run_index].run_id)
+        return next((s.state for s in record.steps if s.step == step), None)
+
+    (gates / "go-a").touch()
+    first = _start(project, pipeline_file("a"), ZENML_TEST_GATES=str(gates))
+    wait_until(lambda: state(0, "counted") == "running", 120, "run A's 'counted' running")
+    second = _start(project, pipeline_file("b"), ZENML_TEST_GATES=str(gates))
+    wait_until(lambda: state(1, "gate") == "running", 120, "run B's 'gate' running")
+    (gates / "work-go").touch()  # A's 'counted' finishes...
+    wait_until(lambda: state(0, "counted") == "completed", 120, "run A's 'counted' done")
+    (gates / "go-b").touch()  # ...before B's becomes ready
+    for process in (first, second):
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    assert (gates / "executions").read_text().count("ran") == 1
+    assert state(1, "counted") == "cached"

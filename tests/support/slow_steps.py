@@ -26,3 +26,30 @@ def write_shards(x: list, shards: int = 40, delay: float = 0.01) -> Path:
 @step
 def count(shards: Path) -> int:
     return sum(1 for _ in shards.iterdir())
+
+
+def _wait_for(path: Path, seconds: float = 300) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} never appeared")
+        time.sleep(0.05)
+
+
+@step
+def gate(tag: str, folder: str) -> list:
+    """Waits for ``folder/go-TAG``; the same output whatever the tag."""
+    _wait_for(Path(folder) / f"go-{tag}")
+    return [1, 2, 3]
+
+
+@step
+def counted(x: list) -> int:
+    """Waits for ``$ZENML_TEST_GATES/work-go``, then counts that it ran."""
+    import os
+
+    folder = Path(os.environ["ZENML_TEST_GATES"])
+    _wait_for(folder / "work-go")
+    with (folder / "executions").open("a") as log:
+        log.write("ran\n")
+    return sum(x)

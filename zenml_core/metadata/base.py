@@ -138,11 +138,14 @@ class BaseMetadataStore(BaseComponent, abc.ABC):
     ) -> None:
         """Record a run as running, in the pipeline's context."""
 
-    def reconcile(self, pipeline: str | None = None) -> list[str]:
+    def reconcile(
+        self, pipeline: str | None = None, runs: list[RunRecord] | None = None
+    ) -> list[str]:
         """Mark runs whose owning process is gone as failed, with the steps they left
-        running; returns their ids. Called before runs are listed or a run begins."""
+        running; returns their ids. Called before runs are listed or a run begins (``runs``:
+        the pipeline's runs, when the caller has just listed them)."""
         abandoned = []
-        for run in self.list_runs(pipeline):
+        for run in self.list_runs(pipeline) if runs is None else runs:
             if run.status != State.RUNNING:
                 continue
             reason = owner_gone(run.owner)
@@ -163,6 +166,11 @@ class BaseMetadataStore(BaseComponent, abc.ABC):
     @abc.abstractmethod
     def completed_executions(self, pipeline: str) -> dict[str, StepRecord]:
         """The latest completed execution per cache key of a pipeline, with its outputs."""
+
+    def completed_execution(self, pipeline: str, cache_key: str) -> StepRecord | None:
+        """The latest completed execution of one cache key (stores answer it with one
+        query); asked when a step becomes ready while other runs of the pipeline run."""
+        return self.completed_executions(pipeline).get(cache_key)
 
     @abc.abstractmethod
     def start_step(

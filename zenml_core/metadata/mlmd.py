@@ -534,6 +534,29 @@ class MLMDMetadataStore(BaseMetadataStore):
 
         return self._call(read)
 
+    def completed_execution(self, pipeline: str, cache_key: str) -> StepRecord | None:
+        from ml_metadata import metadata_store
+
+        if not re.fullmatch(r"[0-9a-f]{64}", cache_key):  # it goes into a filter query
+            return None
+
+        def read(store: Any) -> StepRecord | None:
+            context = store.get_context_by_type_and_name(PIPELINE_TYPE, pipeline)
+            if context is None:
+                return None
+            query = (
+                "last_known_state = COMPLETE AND "
+                f"properties.cache_key.string_value = '{cache_key}'"
+            )
+            executions = store.get_executions_by_context(
+                context.id, list_options=metadata_store.ListOptions(filter_query=query)
+            )
+            if not executions:
+                return None
+            return _step_record(max(executions, key=lambda e: e.id))
+
+        return self._call(read)
+
     def list_runs(self, pipeline: str | None = None) -> list[RunRecord]:
         def read(store: Any) -> list[RunRecord]:
             if pipeline is None:

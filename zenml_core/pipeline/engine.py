@@ -111,6 +111,7 @@ class Engine:
         self.cached: list[CachedStep] = []
         self.lock = threading.Lock()
         self.previous: dict[str, StepRecord] = {}
+        self.concurrent = False
         upstreams = {s.name: {a.split(".", 1)[0] for a in s.inputs.values()} for s in self.order}
         self.waiting = {name: len(names) for name, names in upstreams.items()}
         self.dependents: dict[str, list[str]] = {s.name: [] for s in self.order}
@@ -143,7 +144,13 @@ class Engine:
             self.step_backend(step_spec)
         self.artifacts.check_access()
         self.metadata.check_access()
-        self.metadata.reconcile(self.pipeline.name)  # runs of it whose process was killed
+        runs = self.metadata.list_runs(self.pipeline.name)
+        abandoned = self.metadata.reconcile(self.pipeline.name, runs)  # their process was killed
+        # other runs of this pipeline under way: a step one of them finishes meanwhile is a
+        # cache hit here too, so each step looks the cache up again when it becomes ready
+        self.concurrent = any(
+            r.status == State.RUNNING and r.run_id not in abandoned for r in runs
+        )
         if self.pipeline.enable_cache:
             self.previous = self.metadata.completed_executions(self.pipeline.name)
         self.metadata.begin_run(
@@ -270,6 +277,10 @@ class Engine:
         if not (self.pipeline.enable_cache and step_spec.enable_cache):
             return None
         hit = self.previous.get(key)
+        if hit is None and self.concurrent:
+            hit = self.metadata.completed_execution(self.pipeline.name, key)
+            if hit is not None:
+                self.previous[key] = hit
         if hit is not None and all(self.artifacts.exists(r.uri) for r in hit.outputs.values()):
             return hit
         return None
