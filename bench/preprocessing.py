@@ -92,7 +92,9 @@ def run() -> list[dict[str, object]]:
                 _ours,
                 data,
                 root / "two",
-                LocalProcessingBackend(running_mode="multi_processing", num_workers=2),
+                LocalProcessingBackend(
+                    running_mode="multi_processing", num_workers=2, listen_on_all_interfaces=True
+                ),
             )
         label = f"{size // 1_000_000}M rows"
         target_one = "<= 2x pandas" if size == 1_000_000 else "(reported)"

@@ -187,7 +187,14 @@ def test_local_orchestrator_round_trip(zenml_plugins):
         ({"runner": "DirectRunner"}, "is not a local Beam runner"),
         ({"running_mode": "multi_threading"}, "silently loses rows"),
         ({"running_mode": "gpu"}, "running_mode 'gpu' is unknown"),
-        ({"running_mode": "multi_processing", "num_workers": 0}, "at least 1"),
+        (
+            {
+                "running_mode": "multi_processing",
+                "num_workers": 0,
+                "listen_on_all_interfaces": True,
+            },
+            "at least 1",
+        ),
         ({"num_workers": 2}, "needs running_mode='multi_processing'"),
     ],
 )

@@ -169,7 +169,9 @@ def test_training_steps_run_on_their_training_backend(project):
 
 
 def test_processing_backend_gives_explicit_local_beam_args():
-    backend = LocalProcessingBackend(running_mode="multi_processing", num_workers=2)
+    backend = LocalProcessingBackend(
+        running_mode="multi_processing", num_workers=2, listen_on_all_interfaces=True
+    )
     assert backend.beam_args("job-1") == [
         "--runner=FnApiRunner",
         "--job_name=job-1",

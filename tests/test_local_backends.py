@@ -17,9 +17,14 @@ class TestLocalOrchestrator(OrchestratorConformance):
 class TestLocalProcessingBackend(ProcessingBackendConformance):
     backend_class = LocalProcessingBackend
     name = "local"
-    params = {"running_mode": "multi_processing", "num_workers": 2}
+    params = {
+        "running_mode": "multi_processing",
+        "num_workers": 2,
+        "listen_on_all_interfaces": True,
+    }
     bad_params = [
         ({"running_mode": "multi_threading"}, "multi_threading"),
+        ({"listen_on_all_interfaces": False}, "every network interface"),
         ({"num_workers": 0}, "num_workers"),
     ]
 

@@ -13,7 +13,9 @@ from zenml_core.exceptions import StepFailedError
 from zenml_core.steps import CategoricalSplit, CSVSource, RandomSplit
 
 IN_MEMORY = LocalProcessingBackend()
-TWO_PROCESSES = LocalProcessingBackend(running_mode="multi_processing", num_workers=2)
+TWO_PROCESSES = LocalProcessingBackend(
+    running_mode="multi_processing", num_workers=2, listen_on_all_interfaces=True
+)
 
 
 def write_csv(path, rows: int, seed: int = 0):

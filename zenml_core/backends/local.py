@@ -45,6 +45,10 @@ class LocalProcessingBackend(BaseProcessingBackend):
     #: "in_memory" or "multi_processing"; Beam's "multi_threading" is refused (it lost rows).
     running_mode: str = "in_memory"
     num_workers: int = 1
+    #: multi_processing makes Beam's FnApiRunner serve its workers over gRPC on every network
+    #: interface ('[::]', hard-coded in worker_handlers.py; Beam has no setting to bind them
+    #: to 127.0.0.1: apache/beam#21087), unauthenticated. Only with this explicit consent.
+    listen_on_all_interfaces: bool = False
 
     def validate(self) -> None:
         if self.runner not in LOCAL_BEAM_RUNNERS:
@@ -66,12 +70,30 @@ class LocalProcessingBackend(BaseProcessingBackend):
             raise ConfigError(
                 f"LocalProcessingBackend: num_workers must be at least 1, got {self.num_workers}."
             )
+        if self.running_mode == "multi_processing" and not self.listen_on_all_interfaces:
+            raise ConfigError(
+                "LocalProcessingBackend: running_mode 'multi_processing' makes Beam open "
+                "unauthenticated gRPC servers on every network interface of this machine "
+                "(Beam binds them to '[::]' and offers no setting for 127.0.0.1). Use "
+                "running_mode='in_memory', or, on a machine no one else can reach, accept it "
+                "with listen_on_all_interfaces=True."
+            )
         if self.running_mode == "in_memory" and self.num_workers != 1:
             raise ConfigError(
                 "LocalProcessingBackend: num_workers > 1 needs running_mode='multi_processing'."
             )
 
     def beam_args(self, job_name: str) -> list[str]:
+        if self.running_mode == "multi_processing":
+            import warnings
+
+            warnings.warn(
+                f"Beam job {job_name}: its {self.num_workers} worker processes are served "
+                "over unauthenticated gRPC on every network interface "
+                "(listen_on_all_interfaces=True)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return [
             f"--runner={self.runner}",
             f"--job_name={job_name}",

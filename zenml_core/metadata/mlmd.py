@@ -545,8 +545,7 @@ class MLMDMetadataStore(BaseMetadataStore):
             if context is None:
                 return None
             query = (
-                "last_known_state = COMPLETE AND "
-                f"properties.cache_key.string_value = '{cache_key}'"
+                f"last_known_state = COMPLETE AND properties.cache_key.string_value = '{cache_key}'"
             )
             executions = store.get_executions_by_context(
                 context.id, list_options=metadata_store.ListOptions(filter_query=query)

@@ -148,9 +148,7 @@ class Engine:
         abandoned = self.metadata.reconcile(self.pipeline.name, runs)  # their process was killed
         # other runs of this pipeline under way: a step one of them finishes meanwhile is a
         # cache hit here too, so each step looks the cache up again when it becomes ready
-        self.concurrent = any(
-            r.status == State.RUNNING and r.run_id not in abandoned for r in runs
-        )
+        self.concurrent = any(r.status == State.RUNNING and r.run_id not in abandoned for r in runs)
         if self.pipeline.enable_cache:
             self.previous = self.metadata.completed_executions(self.pipeline.name)
         self.metadata.begin_run(
