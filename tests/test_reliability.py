@@ -280,3 +280,62 @@ def test_a_step_another_run_finished_meanwhile_is_a_cache_hit(project, tmp_path)
         assert process.returncode == 0, err
     assert (gates / "executions").read_text().count("ran") == 1
     assert state(1, "counted") == "cached"
+
+
+def test_a_run_elsewhere_that_stopped_beating_is_reconciled(project, monkeypatch):
+    """A run owned by a process on another machine (a pod, a VM) cannot be looked up from
+    here: it is abandoned once its heartbeat is ten beats old, and kept while it beats."""
+    import json as json_module
+
+    from zenml_core.metadata.base import owner_gone
+
+    monkeypatch.setenv("ZENML_HEARTBEAT_SECONDS", "0.1")
+    store = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db"))
+    store.begin_run("elsewhere", "pod-run", "kubernetes", {})
+    store.begin_run("elsewhere", "beating-run", "kubernetes", {})
+
+    def move_to_a_pod(run_id):
+        def write(mlmd):
+            run = mlmd.get_context_by_type_and_name("zenml.Run", run_id)
+            owner = {"host": "zenml-run-pod-7f9c", "pid": 1, "since": "42"}
+            run.properties["owner"].string_value = json_module.dumps(owner)
+            mlmd.put_contexts([run])
+
+        store._call(write)
+        store._run_contexts().pop(run_id, None)
+
+    move_to_a_pod("pod-run")
+    move_to_a_pod("beating-run")
+    time.sleep(1.5)  # fifteen beats without a word from either
+    store.heartbeat("beating-run")
+    assert store.reconcile("elsewhere") == ["pod-run"]
+    record = store.get_run("pod-run")
+    assert record.status == "failed"
+    assert record.error.startswith("abandoned: no heartbeat from process 1 on zenml-run-pod-7f9c")
+    assert store.get_run("beating-run").status == "running"
+    assert owner_gone(store.get_run("beating-run")) == ""
+
+
+def test_a_running_run_beats(project):
+    """While its step runs, the run's heartbeat moves."""
+    from zenml_core.testing import wait_until
+
+    pipeline_file = project / "slow.yaml"
+    slow = dict(SLOW_PIPELINE, steps=[dict(s) for s in SLOW_PIPELINE["steps"][:2]])
+    slow["steps"][1]["params"] = {"shards": 600, "delay": 0.1}
+    pipeline_file.write_text(yaml.safe_dump(slow))
+    process = _start(project, pipeline_file, "--no-cache", ZENML_HEARTBEAT_SECONDS="0.2")
+    store = SQLiteMetadataStore(str(project / ".zenml" / "metadata.db"))
+
+    def beat():
+        if not (project / ".zenml" / "metadata.db").exists():
+            return None
+        runs = store.list_runs("slow")
+        return runs[0].heartbeat if runs else None
+
+    try:
+        first = wait_until(beat, 120, "a first heartbeat")
+        wait_until(lambda: (beat() or 0) > first, 120, "a later heartbeat")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.communicate()

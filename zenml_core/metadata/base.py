@@ -50,6 +50,8 @@ class RunRecord:
     steps: list[StepRecord] = field(default_factory=list)
     #: the process that runs it: {"host", "pid", "since"} (see ``current_owner``)
     owner: dict[str, Any] = field(default_factory=dict)
+    #: when that process last said it is alive (seconds since the epoch)
+    heartbeat: float | None = None
 
 
 def _process_start(pid: int) -> str:
@@ -71,14 +73,38 @@ def current_owner() -> dict[str, Any]:
     return {"host": socket.gethostname(), "pid": os.getpid(), "since": _process_start(os.getpid())}
 
 
-def owner_gone(owner: dict[str, Any]) -> str:
-    """Why the recorded owner of a run can no longer be running it, or '' if it may be (a
-    process on another host cannot be checked from here)."""
+#: how often a running run says it is alive, and after how many missed beats it is abandoned
+HEARTBEAT_ENV = "ZENML_HEARTBEAT_SECONDS"
+DEFAULT_HEARTBEAT_S = 30.0
+MISSED_BEATS = 10
+
+
+def heartbeat_seconds() -> float:
+    import os
+
+    try:
+        return max(float(os.environ.get(HEARTBEAT_ENV, DEFAULT_HEARTBEAT_S)), 0.1)
+    except ValueError:
+        return DEFAULT_HEARTBEAT_S
+
+
+def owner_gone(run: RunRecord, now: float | None = None) -> str:
+    """Why the recorded owner of a running run can no longer be running it, or '' if it may
+    be. On this host its process is looked up; elsewhere (a pod, a VM) its heartbeat must be
+    recent."""
     import os
     import socket
+    import time
 
+    owner = run.owner
     host, pid = owner.get("host"), owner.get("pid")
-    if host != socket.gethostname() or not isinstance(pid, int):
+    if not host or not isinstance(pid, int):
+        return ""  # recorded before runs had owners
+    if host != socket.gethostname():
+        last = run.heartbeat or run.started_at
+        silent = (time.time() if now is None else now) - (last or 0)
+        if last and silent > MISSED_BEATS * heartbeat_seconds():
+            return f"abandoned: no heartbeat from process {pid} on {host} for {silent:.0f} s"
         return ""
     try:
         os.kill(pid, 0)
@@ -148,7 +174,7 @@ class BaseMetadataStore(BaseComponent, abc.ABC):
         for run in self.list_runs(pipeline) if runs is None else runs:
             if run.status != State.RUNNING:
                 continue
-            reason = owner_gone(run.owner)
+            reason = owner_gone(run)
             if not reason:
                 continue
             for step in self.get_run(run.run_id).steps:
@@ -157,6 +183,9 @@ class BaseMetadataStore(BaseComponent, abc.ABC):
             self.end_run(run.run_id, State.FAILED, reason, "abandoned")
             abandoned.append(run.run_id)
         return abandoned
+
+    def heartbeat(self, run_id: str) -> None:
+        """Say that the run's process is alive (the engine does, every few seconds)."""
 
     @abc.abstractmethod
     def end_run(self, run_id: str, status: str, error: str = "", failure: str = "") -> None:

@@ -167,7 +167,7 @@ class MLMDMetadataStore(BaseMetadataStore):
         for key in ("pipeline", "status", "orchestrator", "error", "failure", "spec", "owner"):
             run_type.properties[key] = pb.STRING
         # seconds as doubles: MLMD's MySQL int column is 32-bit, too small for milliseconds
-        for key in ("started_at", "ended_at"):
+        for key in ("started_at", "ended_at", "heartbeat"):
             run_type.properties[key] = pb.DOUBLE
         step_type = pb.ExecutionType(name=STEP_TYPE)
         for key in (
@@ -306,6 +306,21 @@ class MLMDMetadataStore(BaseMetadataStore):
             # the run belongs to its pipeline: a parent link keeps `runs list PIPELINE` cheap
             store.put_parent_contexts([pb.ParentContext(child_id=run.id, parent_id=pid)])
             self._run_contexts()[run_id] = [pipeline_context, run]
+
+        self._call(write)
+
+    def heartbeat(self, run_id: str) -> None:
+        def write(store: Any) -> None:
+            # the record as stored now, not this process's copy: another process may have
+            # ended the run meanwhile, and a heartbeat must not bring it back to running
+            run = self._context(store, RUN_TYPE, run_id)
+            if run.properties["status"].string_value != State.RUNNING.value:
+                return
+            run.properties["heartbeat"].double_value = _now()
+            store.put_contexts([run])
+            cached = self._run_contexts().get(run_id)
+            if cached is not None:
+                cached[1] = run
 
         self._call(write)
 
@@ -697,6 +712,7 @@ def _run_record(context: Any) -> RunRecord:
         error=_read(p, "error", "string_value"),
         failure=_read(p, "failure", "string_value"),
         owner=_owner(_read(p, "owner", "string_value")),
+        heartbeat=_seconds(_read(p, "heartbeat", "double_value")),
     )
 
 

@@ -157,9 +157,25 @@ class Engine:
             self.request.orchestrator_name(),
             self.spec.redacted(),
         )
+        self._alive = threading.Event()
+        threading.Thread(target=self._heartbeat, name="zenml-heartbeat", daemon=True).start()
+
+    def _heartbeat(self) -> None:
+        """Say the run is alive until it ends, so a run whose process vanished on another
+        machine is found out (see ``BaseMetadataStore.reconcile``)."""
+        from zenml_core.metadata.base import heartbeat_seconds
+
+        while not self._alive.wait(heartbeat_seconds()):
+            try:
+                self.metadata.heartbeat(self.spec.run_id)
+            except Exception:  # a missed beat is no reason to fail the run
+                continue
 
     def end(self, failure: BaseException | None) -> tuple[RunResult, BaseException | None]:
         """Record how the run ended; returns its result and the error to raise, if any."""
+        alive = getattr(self, "_alive", None)
+        if alive is not None:
+            alive.set()
         for execution_id in self.prestarted.values():  # unblocked, then the run was stopped
             self.metadata.fail_step(
                 self.spec.run_id, execution_id, "not run: the run was stopped first"
