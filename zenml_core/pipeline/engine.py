@@ -55,6 +55,10 @@ __all__ = [
 ]
 
 
+#: how often a run that began alone looks for other runs of its pipeline (see _cache_hit)
+OTHER_RUNS_INTERVAL_S = 2.0
+
+
 def new_run_id(pipeline: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return f"{pipeline}-{stamp}-{uuid.uuid4().hex[:6]}"
@@ -112,6 +116,7 @@ class Engine:
         self.lock = threading.Lock()
         self.previous: dict[str, StepRecord] = {}
         self.concurrent = False
+        self._looked_at = time.monotonic()
         upstreams = {s.name: {a.split(".", 1)[0] for a in s.inputs.values()} for s in self.order}
         self.waiting = {name: len(names) for name, names in upstreams.items()}
         self.dependents: dict[str, list[str]] = {s.name: [] for s in self.order}
@@ -291,6 +296,8 @@ class Engine:
         if not (self.pipeline.enable_cache and step_spec.enable_cache):
             return None
         hit = self.previous.get(key)
+        if hit is None and not self.concurrent:
+            self._look_for_other_runs()
         if hit is None and self.concurrent:
             hit = self.metadata.completed_execution(self.pipeline.name, key)
             if hit is not None:
@@ -298,6 +305,18 @@ class Engine:
         if hit is not None and all(self.artifacts.exists(r.uri) for r in hit.outputs.values()):
             return hit
         return None
+
+    def _look_for_other_runs(self) -> None:
+        """A run that began alone checks now and then (at most every few seconds, so short
+        runs pay nothing) whether other runs of its pipeline started since."""
+        now = time.monotonic()
+        if now - self._looked_at < OTHER_RUNS_INTERVAL_S:
+            return
+        self._looked_at = now
+        self.concurrent = any(
+            r.status == State.RUNNING and r.run_id != self.spec.run_id
+            for r in self.metadata.list_runs(self.pipeline.name)
+        )
 
     def backend_name(self, step_spec: StepSpec) -> str:
         name = self.backend_names.get(step_spec.name)

@@ -145,6 +145,20 @@ class DockerEngine:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
         self.process = None
+        self._unmount_leftovers()
+
+    def _unmount_leftovers(self) -> None:
+        """dockerd can leave mounts under its state folder (its default network namespace,
+        seen as an nsfs mount of exec/netns/default) that outlive it and make the folder
+        impossible to remove: unmount what is still mounted under our root, deepest first."""
+        root = str(self.root.resolve())
+        try:
+            mounts = Path("/proc/self/mounts").read_text().splitlines()
+        except OSError:
+            return
+        points = [line.split()[1] for line in mounts if len(line.split()) > 1]
+        for point in sorted((p for p in points if p.startswith(root + "/")), reverse=True):
+            subprocess.run(["umount", point], capture_output=True, check=False)
 
     def __enter__(self) -> DockerEngine:
         return self.start()
