@@ -112,9 +112,10 @@ def test_no_wheel_installs_system_packages(distribution):
     offenders = [
         str(path.relative_to(ROOT))
         for path in DISTRIBUTIONS[distribution].rglob("*.py")
-        if {"apt-get", "apt", "dpkg"} & set(_commands_run(path))
+        if {"apt-get", "apt", "dpkg"} & set(_commands_run(path)) or "apt-get" in path.read_text()
     ]
-    assert offenders == [], f"these modules of {distribution} run a package manager: {offenders}"
+    # not even in a message: which package manager to use is the repository's to say
+    assert offenders == [], f"these modules of {distribution} mention apt-get: {offenders}"
 
 
 def test_the_package_manager_check_sees_a_command():

@@ -66,6 +66,16 @@ def test_unreachable_mysql_is_explained(mariadb):
         store.check_access()
 
 
+def _dump(mariadb, database: str) -> str:
+    """Everything the server holds for ``database``, as SQL."""
+    return subprocess.run(
+        ["mariadb-dump", "--no-defaults", "-uroot", f"--socket={mariadb.socket}", database],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
 def test_the_password_never_reaches_specs_metadata_or_output(mariadb, project, capfd):
     canary = "Canary-Pw-48151623"
     mariadb.sql(
@@ -84,12 +94,7 @@ def test_the_password_never_reaches_specs_metadata_or_output(mariadb, project, c
         assert store.to_config()["params"]["password"] is None
         result = demo_steps.chain("secretive").run(metadata_store=store)
         assert result.status == "completed"
-        dump = subprocess.run(
-            ["mariadb-dump", "--no-defaults", "-uroot", f"--socket={mariadb.socket}", "secrets"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
+        dump = _dump(mariadb, "secrets")
         assert "secretive" in dump  # the dump does hold the run...
         assert canary not in dump  # ...and not the password
         for path in project.rglob("*"):
@@ -173,12 +178,7 @@ def test_a_password_handed_in_a_run_spec_is_never_stored_or_printed(
     assert "UNIQUE" not in again.stderr and "Traceback" not in again.stderr
     for output in (first.stdout, first.stderr, again.stdout, again.stderr):
         assert canary not in output
-    dump = subprocess.run(
-        ["mariadb-dump", "--no-defaults", "-uroot", f"--socket={mariadb.socket}", "handed"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    dump = _dump(mariadb, "handed")
     assert "handed-run-1" in dump and canary not in dump
     for file in project.rglob("*"):  # the published spec and everything else in the project
         if file.is_file():

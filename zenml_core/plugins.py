@@ -96,6 +96,12 @@ INCOMPATIBLE = "incompatible"
 DISABLED = "disabled"
 
 
+def heavy_among(modules: Iterable[str]) -> list[str]:
+    """The entries of ``HEAVY_MODULES`` that ``modules`` (names) import, in its order."""
+    names = set(modules)
+    return [h for h in HEAVY_MODULES if any(m == h or m.startswith(h + ".") for m in names)]
+
+
 @dataclass
 class PluginInfo:
     """What is known of one plugin: where it came from, what it provides, what went wrong."""
@@ -322,10 +328,7 @@ class PluginManager:
         started = time.perf_counter()
         plugin = load()
         info.import_seconds = time.perf_counter() - started
-        new = set(sys.modules) - before
-        info.heavy_imports = [
-            h for h in HEAVY_MODULES if any(m == h or m.startswith(h + ".") for m in new)
-        ]
+        info.heavy_imports = heavy_among(set(sys.modules) - before)
         return plugin
 
     def slow_plugins(self) -> list[str]:

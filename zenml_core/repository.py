@@ -39,7 +39,6 @@ def home() -> Path:
 
 def default_components(where: Path | None = None) -> dict[str, dict[str, Any]]:
     """The embedded defaults, overridden by ``config.yaml`` in ``where`` (default: ``home()``)."""
-
     where = where or home()
     components: dict[str, dict[str, Any]] = {
         "orchestrator": {"kind": "orchestrator", "name": "local"},

@@ -190,9 +190,10 @@ def _evict(cache: Path, keep: Path) -> None:
     packages = []
     for path in cache.glob("*.zip"):
         try:
-            packages.append((path.stat().st_mtime, path.stat().st_size, path))
+            stat = path.stat()
         except FileNotFoundError:  # another process evicted it meanwhile
             continue
+        packages.append((stat.st_mtime, stat.st_size, path))
     total = sum(size for _, size, _ in packages)
     for _, size, path in sorted(packages):
         if total <= cap:

@@ -117,6 +117,7 @@ class Engine:
         self.previous: dict[str, StepRecord] = {}
         self.concurrent = False
         self._looked_at = time.monotonic()
+        self._alive = threading.Event()  # set when the run ends: the heartbeat stops
         upstreams = {s.name: {a.split(".", 1)[0] for a in s.inputs.values()} for s in self.order}
         self.waiting = {name: len(names) for name, names in upstreams.items()}
         self.dependents: dict[str, list[str]] = {s.name: [] for s in self.order}
@@ -162,7 +163,6 @@ class Engine:
             self.request.orchestrator_name(),
             self.spec.redacted(),
         )
-        self._alive = threading.Event()
         threading.Thread(target=self._heartbeat, name="zenml-heartbeat", daemon=True).start()
 
     def _heartbeat(self) -> None:
@@ -178,9 +178,7 @@ class Engine:
 
     def end(self, failure: BaseException | None) -> tuple[RunResult, BaseException | None]:
         """Record how the run ended; returns its result and the error to raise, if any."""
-        alive = getattr(self, "_alive", None)
-        if alive is not None:
-            alive.set()
+        self._alive.set()
         for execution_id in self.prestarted.values():  # unblocked, then the run was stopped
             self.metadata.fail_step(
                 self.spec.run_id, execution_id, "not run: the run was stopped first"

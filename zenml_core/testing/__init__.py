@@ -11,50 +11,48 @@ tested on are a distribution of their own, zenml-loopback.
 """
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
-from zenml_core.plugins import HEAVY_MODULES as _HEAVY_MODULES
+from zenml_core.plugins import HEAVY_MODULES as HEAVY_MODULES  # the documented list
+from zenml_core.plugins import heavy_among
 
 T = TypeVar("T")
 
-#: the documented list of heavy modules (see zenml_core.plugins)
-HEAVY_MODULES = _HEAVY_MODULES
+
+def _in_fresh_interpreter(code: str, env: dict[str, str] | None = None) -> Any:
+    """Run ``code`` in a new interpreter that imports from where this one does; the JSON it
+    prints last."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**(os.environ if env is None else env), "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"{code!r} failed in a fresh interpreter:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def heavy_modules_imported(statement: str, *, env: dict[str, str] | None = None) -> list[str]:
     """Run ``statement`` in a fresh interpreter and return the heavy modules it imported (not
     counting what the interpreter imports by itself: some packages' ``.pth`` files import
     namespace packages such as ``google.cloud`` at start-up)."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    # the fresh interpreter imports from the same places as this one
-    env = {**(os.environ if env is None else env), "PYTHONPATH": os.pathsep.join(sys.path)}
 
     def modules_after(code: str) -> set[str]:
-        code = f"{code}\nimport json, sys; print(json.dumps(sorted(sys.modules)))"
-        result = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-        )
-        if result.returncode != 0:
-            raise AssertionError(f"{code!r} failed in a fresh interpreter:\n{result.stderr}")
-        return set(json.loads(result.stdout.strip().splitlines()[-1]))
+        listing = "import json, sys; print(json.dumps(sorted(sys.modules)))"
+        return set(_in_fresh_interpreter(f"{code}\n{listing}", env))
 
     new = modules_after(statement) - modules_after("pass")
-    return sorted(m for m in new if any(m == h or m.startswith(h + ".") for h in HEAVY_MODULES))
+    return sorted(m for m in new if heavy_among([m]))
 
 
 def import_cost(module: str) -> tuple[float, list[str]]:
     """Import ``module`` in a fresh interpreter, after what every plugin imports anyway (the
     core's plugin machinery and backend bases): (seconds it took, heavy modules it pulled in)."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    code = (
+    seconds, new = _in_fresh_interpreter(
         "import importlib, json, sys, time\n"
         "import zenml_core.plugins, zenml_core.backends, zenml_core.hookspecs\n"
         "before = set(sys.modules)\n"
@@ -63,15 +61,7 @@ def import_cost(module: str) -> tuple[float, list[str]]:
         "seconds = time.perf_counter() - started\n"
         "print(json.dumps([seconds, sorted(set(sys.modules) - before)]))"
     )
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"importing {module} failed in a fresh interpreter:\n{result.stderr}")
-    seconds, new = json.loads(result.stdout.strip().splitlines()[-1])
-    heavy = [h for h in HEAVY_MODULES if any(m == h or m.startswith(h + ".") for m in new)]
-    return float(seconds), heavy
+    return float(seconds), heavy_among(new)
 
 
 def wait_until(predicate: Callable[[], T], timeout: float = 30.0, what: str = "") -> T:

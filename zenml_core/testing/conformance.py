@@ -237,6 +237,8 @@ class ConformanceProject:
 class _RunsWork:
     """Fixtures of the suites that run pipelines through the backend."""
 
+    backend_class: ClassVar[type[BaseComponent]]
+
     @pytest.fixture
     def conformance_project(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -271,6 +273,25 @@ class _RunsWork:
             return pipeline.run(**kwargs)
         except Exception as error:  # whatever broke, the failure names the promise
             broken(what, f"the run failed: {type(error).__name__}: {error}")
+
+    def _run_failing(self, pipeline: Any, what: str, **kwargs: Any) -> Any:
+        """The record of a run that must fail with ``StepFailedError``; None if it failed
+        before anything was recorded."""
+        try:
+            result = pipeline.run(**kwargs)
+        except StepFailedError as error:
+            return None if error.result is None else _recorded(error.result)
+        broken(what, f"run() returned status {result.status!r}")
+
+    def _check_in_process(self, result: Any, step: str) -> None:
+        if getattr(self.backend_class, "RUNS_IN_PROCESS", False) and (
+            result.load(step)["pid"] != os.getpid()
+        ):
+            broken(
+                "RUNS_IN_PROCESS = True means the steps run in this very process",
+                "a step ran in another process: set RUNS_IN_PROCESS = False (the run then "
+                "gets a code package)",
+            )
 
 
 def _tiny_pipeline(name: str) -> Any:
@@ -381,15 +402,7 @@ class OrchestratorConformance(_RunsWork, BackendConformance):
                 "the local one",
                 f"recorded {recorded}, expected {expected}",
             )
-        if (
-            getattr(self.backend_class, "RUNS_IN_PROCESS", False)
-            and result.load("user_mean")["pid"] != os.getpid()
-        ):
-            broken(
-                "RUNS_IN_PROCESS = True means the steps run in this very process",
-                "the step ran in another process: set RUNS_IN_PROCESS = False (the run then "
-                "gets a code package)",
-            )
+        self._check_in_process(result, "user_mean")
 
     def test_a_failing_step_fails_the_run(
         self,
@@ -402,19 +415,15 @@ class OrchestratorConformance(_RunsWork, BackendConformance):
 
         pipeline = Pipeline("conformance-failing")
         pipeline.add_step(fails(values=pipeline.add_step(numbers())))
-        try:
-            result = pipeline.run(backend=self.make(**conformance_run_params), **conformance_stores)
-        except StepFailedError as error:
-            result = error.result
-        else:
-            broken(
-                "a run in which a step failed raises StepFailedError (waiting is the default), "
-                "never reports success or 'submitted'",
-                f"run() returned status {result.status!r}",
-            )
-        if result is None:
+        run = self._run_failing(
+            pipeline,
+            "a run in which a step failed raises StepFailedError (waiting is the default), "
+            "never reports success or 'submitted'",
+            backend=self.make(**conformance_run_params),
+            **conformance_stores,
+        )
+        if run is None:
             return  # failed before the run was recorded: nothing more to check
-        run = _recorded(result)
         states = dict(_states(run))
         if run.status != "failed" or states.get("fails") != "failed":
             broken("a failed step and its run are recorded failed", f"{run.status}: {states}")
@@ -472,14 +481,7 @@ class TrainingBackendConformance(_RunsWork, BackendConformance):
             )
         if trainer.inputs["values"].id != run.steps[0].outputs["output"].id:
             broken("the step's input is recorded as the upstream step's output")
-        if (
-            getattr(self.backend_class, "RUNS_IN_PROCESS", False)
-            and result.load("user_mean")["pid"] != os.getpid()
-        ):
-            broken(
-                "RUNS_IN_PROCESS = True means the step runs in this very process",
-                "it ran in another process: set RUNS_IN_PROCESS = False",
-            )
+        self._check_in_process(result, "user_mean")
 
     def test_a_failing_training_step_fails_with_its_error(
         self, conformance_project: ConformanceProject
@@ -487,18 +489,11 @@ class TrainingBackendConformance(_RunsWork, BackendConformance):
         from zenml_core.testing.steps import FAILURE, fails_training, numbers
 
         pipeline = self._pipeline("conformance-training-fails", fails_training, numbers())
-        try:
-            result = pipeline.run()
-        except StepFailedError as error:
-            result = error.result
-        else:
-            broken(
-                "a failing training step fails the run with StepFailedError",
-                f"run() returned status {result.status!r}",
-            )
-        if result is None:
+        run = self._run_failing(
+            pipeline, "a failing training step fails the run with StepFailedError"
+        )
+        if run is None:
             return  # failed before the run was recorded: nothing more to check
-        run = _recorded(result)
         trainer = next(s for s in run.steps if s.step == "fails_training")
         if trainer.state != "failed" or FAILURE not in trainer.error:
             broken(

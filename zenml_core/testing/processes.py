@@ -24,8 +24,8 @@ def program(name: str, debian_package: str, group: str) -> str:
     if found:
         return found
     raise RuntimeError(
-        f"{name} is not installed; it comes with the Debian package {debian_package}: "
-        f"`apt-get install {debian_package}`, or in a zenml-core checkout "
+        f"{name} is not installed; it comes with the Debian package {debian_package}. "
+        "Install that with your system's package manager, or in a zenml-core checkout run "
         f"`python testing/debian.py {group}` (as root)."
     )
 
