@@ -605,10 +605,12 @@ def execute_step(
     execution_id: int,
     backend: Any,
     artifacts: BaseArtifactStore,
+    publish: bool = True,
 ) -> dict[str, tuple[str, str, str]]:
     """Run one step's code: load inputs, call it, publish its outputs.
 
-    Returns output name -> (uri, fingerprint, data type), for the caller to record.
+    Returns output name -> (uri, fingerprint, data type), for the caller to record. With
+    ``publish=False`` (a worker replica of a multi-machine step) nothing is published.
     """
     signature = step_class.signature()
     with contextlib.ExitStack() as stack:
@@ -639,6 +641,8 @@ def execute_step(
         returned = instance.entrypoint(**arguments)
         values = _outputs_of(step_spec.name, signature.outputs, signature.single, returned)
         published: dict[str, tuple[str, str, str]] = {}
+        if not publish:
+            return published
         for name, value in values.items():
             materializer = materializers.for_annotation(
                 signature.outputs[name], f"step {step_spec.name!r} output {name!r}"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from zenml_core.artifacts.base import BaseArtifactStore
 from zenml_core.backends.request import Components, Progress, RunRequest, RunResult
+from zenml_core.distributed import is_chief
 from zenml_core.exceptions import PipelineError
 from zenml_core.pipeline.engine import Engine, execute_step, load_step_classes
 from zenml_core.pipeline.spec import RunSpec
@@ -84,6 +85,20 @@ def run_spec_step(location: str, step: str, execution_id: int) -> None:
         raise PipelineError(f"Execution {execution_id} is not step {step!r} of run {spec.run_id}.")
     engine = Engine(RunRequest(spec, components, classes))
     backend = engine.step_backend(step_specs[step])
+    if not is_chief():
+        # a worker of a multi-machine step: it trains with the chief, the chief records; its
+        # failure fails the job (its exit code), which the submitting process records
+        execute_step(
+            spec,
+            step_specs[step],
+            classes[step],
+            records[0].inputs,
+            execution_id,
+            backend,
+            components.artifact_store,
+            publish=False,
+        )
+        return
     try:
         published = execute_step(
             spec,

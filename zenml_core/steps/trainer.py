@@ -94,28 +94,26 @@ class TFFeedForwardTrainer(Step):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
         import keras
 
+        from zenml_core.distributed import cluster_task
+
         keras.utils.set_random_seed(seed)
-        model = keras.Sequential([keras.Input(shape=(len(features),))])
-        for units in layers:
-            model.add(keras.layers.Dense(units, activation="relu"))
-        if classes is None:
-            model.add(keras.layers.Dense(1))
-            loss, metrics = "mse", ["mae"]
-        elif len(classes) == 2:
-            model.add(keras.layers.Dense(1, activation="sigmoid"))
-            loss, metrics = "binary_crossentropy", ["accuracy", keras.metrics.AUC(name="auc")]
+        cluster = cluster_task()
+        if cluster is not None and cluster.trainers > 1:
+            model, history = _fit_on_cluster(
+                cluster, features, layers, classes, learning_rate,
+                (x_train, y_train.astype(np.float32)), (x_eval, y_eval.astype(np.float32)),
+                epochs, batch_size, seed,
+            )  # fmt: skip
         else:
-            model.add(keras.layers.Dense(len(classes), activation="softmax"))
-            loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=loss, metrics=metrics)
-        history = model.fit(
-            x_train,
-            y_train.astype(np.float32),
-            validation_data=(x_eval, y_eval.astype(np.float32)),
-            epochs=epochs,
-            batch_size=batch_size,
-            verbose=0,
-        )
+            model = _model(features, layers, classes, learning_rate)
+            history = model.fit(
+                x_train,
+                y_train.astype(np.float32),
+                validation_data=(x_eval, y_eval.astype(np.float32)),
+                epochs=epochs,
+                batch_size=batch_size,
+                verbose=0,
+            ).history
         out = ctx.output_dir()
         model.save(out / KERAS_FILE)
         model.export(out / SAVED_MODEL, verbose=False)  # for TF Serving and friends
@@ -126,13 +124,134 @@ class TFFeedForwardTrainer(Step):
                     "classes": classes,
                     "features": features,
                     "label": transform["label"],
+                    "replicas": cluster.trainers if cluster is not None else 1,
                     "history": {
-                        k: [float(v) for v in values] for k, values in history.history.items()
+                        k: [float(v) for v in values] for k, values in history.items()
                     },
                 }
             )
         )
         return Model(out)
+
+
+def _model(features: list[str], layers: list[int], classes: list[Any] | None, rate: float) -> Any:
+    """Dense ReLU layers and the head the task needs, compiled with Adam."""
+    import keras
+
+    model = keras.Sequential([keras.Input(shape=(len(features),))])
+    for units in layers:
+        model.add(keras.layers.Dense(units, activation="relu"))
+    if classes is None:
+        model.add(keras.layers.Dense(1))
+        loss, metrics = "mse", ["mae"]
+    elif len(classes) == 2:
+        model.add(keras.layers.Dense(1, activation="sigmoid"))
+        loss, metrics = "binary_crossentropy", ["accuracy", keras.metrics.AUC(name="auc")]
+    else:
+        model.add(keras.layers.Dense(len(classes), activation="softmax"))
+        loss, metrics = "sparse_categorical_crossentropy", ["accuracy"]
+    model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
+    return model
+
+
+def _fit_on_cluster(
+    cluster: Any,
+    features: list[str],
+    layers: list[int],
+    classes: list[Any] | None,
+    rate: float,
+    train: tuple[Any, Any],
+    validation: tuple[Any, Any],
+    epochs: int,
+    batch_size: int,
+    seed: int,
+) -> tuple[Any, dict[str, list[float]]]:
+    """Train one model on every replica of the cluster with MultiWorkerMirroredStrategy: each
+    step's batch of ``batch_size`` rows is split between the replicas and the gradients are
+    summed across them, so every replica holds the same weights.
+
+    Keras 3's ``fit`` fails under this strategy (keras-team/keras#20585: PerReplica values
+    reach a tensor conversion), so this is the strategy's own custom loop over the same model.
+    """
+    import math
+    import os
+
+    import numpy as np
+    import tensorflow as tf
+
+    os.environ.setdefault("TF_CONFIG", cluster.tf_config())  # from Vertex's CLUSTER_SPEC
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    x, y = train
+    data = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).repeat()
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    batches = iter(strategy.experimental_distribute_dataset(
+        data.batch(batch_size, drop_remainder=True).with_options(options)))  # fmt: skip
+    with strategy.scope():
+        model = _model(features, layers, classes, rate)
+    per_row = _per_row_loss(classes)
+
+    def one_step(batch: Any) -> Any:
+        rows, labels = batch
+        with tf.GradientTape() as tape:
+            predicted = model(rows, training=True)
+            loss = tf.nn.compute_average_loss(
+                per_row(labels, predicted), global_batch_size=batch_size
+            )
+        gradients = tape.gradient(loss, model.trainable_variables)
+        model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
+        return loss
+
+    @tf.function
+    def train_step() -> Any:
+        losses = strategy.run(one_step, args=(next(batches),))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)
+
+    steps = max(1, math.ceil(len(x) / batch_size))
+    history: dict[str, list[float]] = {}
+    for _ in range(epochs):
+        for _ in range(steps):
+            train_step()
+        # every replica has the same weights: each scores the splits locally, as fit() would
+        for prefix, (rows, labels) in (("", train), ("val_", validation)):
+            for name, value in _scores(model, classes, rows, labels).items():
+                history.setdefault(prefix + name, []).append(value)
+    return model, history
+
+
+def _per_row_loss(classes: list[Any] | None) -> Any:
+    import keras
+
+    if classes is None:
+        return keras.losses.MeanSquaredError(reduction="none")
+    if len(classes) == 2:
+        return lambda y, p: keras.losses.binary_crossentropy(keras.ops.reshape(y, (-1, 1)), p)
+    return keras.losses.SparseCategoricalCrossentropy(reduction="none")
+
+
+def _scores(model: Any, classes: list[Any] | None, rows: Any, labels: Any) -> dict[str, float]:
+    """The metrics ``fit`` reports for the model's task, on one split."""
+    import keras
+    import numpy as np
+
+    predicted = model.predict(rows, verbose=0, batch_size=4096)
+    if classes is None:
+        flat = predicted[:, 0]
+        return {"loss": float(np.mean((flat - labels) ** 2)),
+                "mae": float(np.mean(np.abs(flat - labels)))}  # fmt: skip
+    if len(classes) == 2:
+        p = np.clip(predicted[:, 0], 1e-7, 1 - 1e-7)
+        auc = keras.metrics.AUC()
+        auc.update_state(labels, p)
+        return {
+            "loss": float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))),
+            "accuracy": float(np.mean((p > 0.5) == (labels > 0.5))),
+            "auc": float(auc.result()),
+        }
+    p = np.clip(predicted, 1e-7, 1.0)
+    index = labels.astype(int)
+    return {"loss": float(-np.mean(np.log(p[np.arange(len(index)), index]))),
+            "accuracy": float(np.mean(np.argmax(p, axis=1) == index))}  # fmt: skip
 
 
 def _arrays(data: Dataset, split: str, features: list[str]) -> tuple[Any, Any]:

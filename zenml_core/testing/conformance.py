@@ -238,6 +238,19 @@ class _RunsWork:
     """Fixtures of the suites that run pipelines through the backend."""
 
     backend_class: ClassVar[type[BaseComponent]]
+    run_params: ClassVar[dict[str, Any] | None] = None
+
+    @pytest.fixture
+    def conformance_run_params(self) -> dict[str, Any]:
+        """Parameters for the conformance runs; override this fixture when they come from
+        other fixtures (an emulator's address)."""
+        return self.run_params or {}
+
+    @pytest.fixture
+    def conformance_stores(self) -> dict[str, Any]:
+        """``metadata_store``/``artifact_store`` for the conformance runs (default: the
+        project's). A remote orchestrator overrides this with stores its workload reaches."""
+        return {}
 
     @pytest.fixture
     def conformance_project(
@@ -310,19 +323,6 @@ class OrchestratorConformance(_RunsWork, BackendConformance):
     ``params``) at their loopback emulators."""
 
     kind = "orchestrator"
-    run_params: ClassVar[dict[str, Any] | None] = None
-
-    @pytest.fixture
-    def conformance_run_params(self) -> dict[str, Any]:
-        """Parameters for the conformance runs; override this fixture when they come from
-        other fixtures (an emulator's address)."""
-        return self.run_params or {}
-
-    @pytest.fixture
-    def conformance_stores(self) -> dict[str, Any]:
-        """``metadata_store``/``artifact_store`` for the conformance runs (default: the
-        project's). A remote orchestrator overrides this with stores its workload reaches."""
-        return {}
 
     def test_runs_a_pipeline_and_records_it(
         self,
@@ -447,28 +447,34 @@ class TrainingBackendConformance(_RunsWork, BackendConformance):
     """Also runs the user's own training step through the backend, and a failing one."""
 
     kind = "training"
-    run_params: ClassVar[dict[str, Any] | None] = None
 
-    def _pipeline(self, name: str, trainer: Any, values_step: Any) -> Any:
+    def _pipeline(self, name: str, trainer: Any, values_step: Any, params: dict[str, Any]) -> Any:
         from zenml_core.pipeline import Pipeline
 
         pipeline = Pipeline(name)
         values = pipeline.add_step(values_step)
-        pipeline.add_step(trainer(values=values).with_backend(self.make(**(self.run_params or {}))))
+        pipeline.add_step(trainer(values=values).with_backend(self.make(**params)))
         return pipeline
 
-    def test_runs_a_training_step(self, conformance_project: ConformanceProject) -> None:
+    def test_runs_a_training_step(
+        self,
+        conformance_project: ConformanceProject,
+        conformance_run_params: dict[str, Any],
+        conformance_stores: dict[str, Any],
+    ) -> None:
         steps = conformance_project.steps
         pipeline = self._pipeline(
             "conformance-training",
             lambda values: steps.user_mean(values=values, pause=1.0),
             steps.user_numbers(),
+            conformance_run_params,
         )
         result = self._run(
             pipeline,
             "the user's own training step runs: it lives in the project folder, installed "
             "nowhere, so a backend that runs it in another process must ship the code package "
             "(RUNS_IN_PROCESS = False) and return only once the step ended",
+            **conformance_stores,
         )
         if result.load("user_mean")["mean"] != 2.0:
             broken("the training step's output is its result")
@@ -484,13 +490,20 @@ class TrainingBackendConformance(_RunsWork, BackendConformance):
         self._check_in_process(result, "user_mean")
 
     def test_a_failing_training_step_fails_with_its_error(
-        self, conformance_project: ConformanceProject
+        self,
+        conformance_project: ConformanceProject,
+        conformance_run_params: dict[str, Any],
+        conformance_stores: dict[str, Any],
     ) -> None:
         from zenml_core.testing.steps import FAILURE, fails_training, numbers
 
-        pipeline = self._pipeline("conformance-training-fails", fails_training, numbers())
+        pipeline = self._pipeline(
+            "conformance-training-fails", fails_training, numbers(), conformance_run_params
+        )
         run = self._run_failing(
-            pipeline, "a failing training step fails the run with StepFailedError"
+            pipeline,
+            "a failing training step fails the run with StepFailedError",
+            **conformance_stores,
         )
         if run is None:
             return  # failed before the run was recorded: nothing more to check

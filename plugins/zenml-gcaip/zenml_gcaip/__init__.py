@@ -1,3 +1,3 @@
-"""zenml-gcaip: Vertex AI / AI Platform training backend for zenml-core."""
+"""zenml-gcaip: trainer steps on Vertex AI custom jobs (AI Platform Training's successor)."""
 
 __version__ = "0.1.0"

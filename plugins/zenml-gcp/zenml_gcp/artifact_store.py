@@ -41,7 +41,11 @@ class GCSArtifactStore(BaseArtifactStore):
     def _client(self) -> Any:
         client = self.__dict__.get("_gcs_client")
         if client is None:
-            from google.cloud import storage
+            import warnings
+
+            with warnings.catch_warnings():  # api_core's "Python 3.11 reaches its end of life"
+                warnings.filterwarnings("ignore", category=FutureWarning, module=r"google\.")
+                from google.cloud import storage
 
             client = self.__dict__["_gcs_client"] = storage.Client(project=self.project)
         return client

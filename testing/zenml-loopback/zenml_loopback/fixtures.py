@@ -61,7 +61,8 @@ def docker_engine() -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def workload_runner(request: pytest.FixtureRequest) -> Any:
     """Runs workloads of the image ``WORKLOAD_IMAGE``: a container FROM our base image with
-    zenml-gcp added (built with ``zenml_core.docker.build_image``), or a subprocess."""
+    the Google plugins added (zenml-gcp for gs://, zenml-gcaip for Vertex AI's secrets; built
+    with ``zenml_core.docker.build_image``), or a subprocess."""
     from zenml_loopback.workloads import DockerRunner, SubprocessRunner
 
     if not docker_mode():
@@ -77,12 +78,13 @@ def workload_runner(request: pytest.FixtureRequest) -> Any:
 
     engine = request.getfixturevalue("docker_engine")
     ensure_base_image(engine)
-    wheelhouse = build_wheels(str(source_tree() / "plugins" / "zenml-gcp"))
+    plugins = ("zenml-gcp", "zenml-gcaip")
+    wheelhouse = build_wheels(*(str(source_tree() / "plugins" / p) for p in plugins))
     with serve_folder(wheelhouse) as url:
         build_image(
             WORKLOAD_IMAGE,
             base=base_image(),
-            requirements=[f"zenml-gcp=={__version__}"],
+            requirements=[f"{p}=={__version__}" for p in plugins],
             pip_args=["--no-index", "--find-links", url],
             network_mode="host",
             client=engine.client(),
