@@ -23,7 +23,11 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["lint", "typecheck", "core", "plugin", "loopback", "all", "e2e"]
 
 # What a plugin's tests need from this repository beyond the core and the plugin itself.
-PLUGIN_NEEDS = {"zenml-k8s": ["./plugins/zenml-gcp"]}  # its end-to-end runs store to gs://
+# (both store to gs://; the Vertex tests train the standard trainer with TensorFlow)
+PLUGIN_NEEDS = {
+    "zenml-k8s": ["./plugins/zenml-gcp"],
+    "zenml-gcaip": ["./plugins/zenml-gcp", ".[testing,tensorflow]"],
+}
 
 # Any plugin problem fails the run; tests talk to loopback only.
 TEST_ENV = {"ZENML_STRICT_PLUGINS": "1", "NO_GCE_CHECK": "true"}
@@ -107,6 +111,7 @@ def e2e(session: nox.Session) -> None:
         "--import-mode=importlib",
         "tests/e2e",
         "plugins/zenml-k8s/tests",
+        "plugins/zenml-gcaip/tests",
         *session.posargs,
         env=env,
     )

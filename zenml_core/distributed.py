@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from zenml_core.exceptions import ConfigError
 
@@ -56,7 +57,8 @@ def cluster_task() -> ClusterTask | None:
         config = _parse("CLUSTER_SPEC", raw)
         pools, task = config.get("cluster") or {}, config.get("task") or {}
         cluster = {_POOL_TASKS.get(pool, pool): hosts for pool, hosts in pools.items()}
-        kind = _POOL_TASKS.get(task.get("type"), task.get("type"))
+        pool = str(task.get("type", ""))
+        kind = _POOL_TASKS.get(pool, pool)
     else:
         return None
     if not isinstance(cluster, dict) or not isinstance(kind, str) or kind not in cluster:
@@ -76,7 +78,7 @@ def is_chief() -> bool:
     return task is None or task.is_chief
 
 
-def _parse(name: str, raw: str) -> dict[str, object]:
+def _parse(name: str, raw: str) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except ValueError:

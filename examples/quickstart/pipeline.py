@@ -25,8 +25,11 @@ from zenml_core.steps import (
 HERE = Path(__file__).parent
 
 
-def build(csv_path: str = str(HERE / "churn.csv")) -> TrainingPipeline:
-    """The pipeline; ``csv_path`` may be a URI of an object store (a run elsewhere reads it)."""
+def build(
+    csv_path: str = str(HERE / "churn.csv"), trainer_backend: object | None = None
+) -> TrainingPipeline:
+    """The pipeline; ``csv_path`` may be a URI of an object store (a run elsewhere reads it);
+    ``trainer_backend`` runs the trainer elsewhere (e.g. on Vertex AI, examples/vertex)."""
     pipeline = TrainingPipeline("quickstart")
     pipeline.add_datasource(
         CSVSource(
@@ -37,7 +40,10 @@ def build(csv_path: str = str(HERE / "churn.csv")) -> TrainingPipeline:
     )
     pipeline.add_split(RandomSplit(split_map={"train": 0.7, "eval": 0.3}, seed=42))
     pipeline.add_preprocesser(StandardPreprocesser(label="churned"))
-    pipeline.add_trainer(TFFeedForwardTrainer(layers=[32, 16], epochs=15, batch_size=32))
+    trainer = TFFeedForwardTrainer(layers=[32, 16], epochs=15, batch_size=32)
+    pipeline.add_trainer(
+        trainer if trainer_backend is None else trainer.with_backend(trainer_backend)
+    )
     pipeline.add_evaluator(Evaluator(slices=["plan"]))
     return pipeline
 

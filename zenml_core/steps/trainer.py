@@ -125,9 +125,7 @@ class TFFeedForwardTrainer(Step):
                     "features": features,
                     "label": transform["label"],
                     "replicas": cluster.trainers if cluster is not None else 1,
-                    "history": {
-                        k: [float(v) for v in values] for k, values in history.items()
-                    },
+                    "history": {k: [float(v) for v in values] for k, values in history.items()},
                 }
             )
         )
@@ -176,7 +174,6 @@ def _fit_on_cluster(
     import math
     import os
 
-    import numpy as np
     import tensorflow as tf
 
     os.environ.setdefault("TF_CONFIG", cluster.tf_config())  # from Vertex's CLUSTER_SPEC
@@ -202,7 +199,7 @@ def _fit_on_cluster(
         model.optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return loss
 
-    @tf.function
+    @tf.function  # type: ignore[untyped-decorator]
     def train_step() -> Any:
         losses = strategy.run(one_step, args=(next(batches),))
         return strategy.reduce(tf.distribute.ReduceOp.SUM, losses, axis=None)

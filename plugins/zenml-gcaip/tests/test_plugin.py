@@ -22,11 +22,25 @@ class TestVertexTrainingBackend(TrainingBackendConformance):
         ({**VALID, "image": "Trainer:1.0"}, "not a valid image reference"),
         ({**VALID, "accelerator_type": "NVIDIA_TESLA_T4"}, "set together"),
         ({**VALID, "accelerator_count": 2}, "set together"),
-        ({**VALID, "machine_type": "e2-standard-4", "accelerator_type": "NVIDIA_TESLA_A100",
-          "accelerator_count": 3}, "attached to A2 machines only"),  # fmt: skip
+        (
+            {
+                **VALID,
+                "machine_type": "e2-standard-4",
+                "accelerator_type": "NVIDIA_TESLA_A100",
+                "accelerator_count": 3,
+            },
+            "attached to A2 machines only",
+        ),
         ({**VALID, "accelerator_type": "NVIDIA_TESLA_K80", "accelerator_count": 1}, "retired"),
-        ({**VALID, "machine_type": "a2-highgpu-1g", "accelerator_type": "NVIDIA_TESLA_A100",
-          "accelerator_count": 2}, "takes accelerator_count in [1]"),  # fmt: skip
+        (
+            {
+                **VALID,
+                "machine_type": "a2-highgpu-1g",
+                "accelerator_type": "NVIDIA_TESLA_A100",
+                "accelerator_count": 2,
+            },
+            "takes accelerator_count in [1]",
+        ),
         ({**VALID, "machine_type": "g2-standard-8"}, "comes with 1 GPU"),
         ({**VALID, "machine_type": "huge"}, "not a Vertex AI training machine type"),
         ({**VALID, "replica_count": 0}, "replica_count must be at least 1"),
@@ -48,7 +62,9 @@ class TestVertexTrainingBackend(TrainingBackendConformance):
 def test_the_seed_s_single_gpu_backend_is_one_t4():
     backend = SingleGPUTrainingGCAIPBackend(**VALID)
     assert (backend.machine_type, backend.accelerator_type, backend.accelerator_count) == (
-        "n1-standard-8", "NVIDIA_TESLA_T4", 1
-    )  # fmt: skip
+        "n1-standard-8",
+        "NVIDIA_TESLA_T4",
+        1,
+    )
     with pytest.raises(Exception, match="one machine with one GPU"):
         SingleGPUTrainingGCAIPBackend(**VALID, accelerator_count=2)

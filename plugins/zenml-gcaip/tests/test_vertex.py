@@ -154,7 +154,9 @@ def test_bad_pairs_are_refused_before_any_request(loopback_google):
     assert loopback_google.requests() == []
 
 
-def test_machine_local_stores_are_refused_before_any_request(project, vertex_params, loopback_google):
+def test_machine_local_stores_are_refused_before_any_request(
+    project, vertex_params, loopback_google
+):
     with pytest.raises(ConfigError, match="cannot reach its stores"):
         _pipeline("vertex-local", VertexTrainingBackend(**vertex_params)).run()
     assert _posted_jobs(loopback_google) == []
@@ -176,8 +178,9 @@ def test_ctrl_c_cancels_the_job_and_waits_for_cancelled(
         numbers = pipeline.add_step(user_steps.numbers(n=5))
         backend = VertexTrainingBackend(**{vertex_params!r})
         pipeline.add_step(user_steps.train_mean(x=numbers, seconds=300.0).with_backend(backend))
-        store = MySQLMetadataStore(host={store.host!r}, port={store.port}, database={store.database!r},
-                                   username={store.username!r}, password={store.password!r})
+        store = MySQLMetadataStore(
+            host={store.host!r}, port={store.port}, database={store.database!r},
+            username={store.username!r}, password={store.password!r})
         pipeline.run(artifact_store={stores["artifact_store"]!r}, metadata_store=store)
     """)  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(project)}
@@ -186,11 +189,14 @@ def test_ctrl_c_cancels_the_job_and_waits_for_cancelled(
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
+        jobs = loopback_google.custom_jobs
         wait_until(
-            lambda: any(j["state"] == "JOB_STATE_RUNNING" for j in loopback_google.custom_jobs.values())
-            and "training on" in "".join(loopback_google.output(n) for n in loopback_google.custom_jobs),
+            lambda: (
+                any(j["state"] == "JOB_STATE_RUNNING" for j in jobs.values())
+                and "training on" in "".join(loopback_google.output(n) for n in jobs)
+            ),
             timeout=180,
-        )  # fmt: skip
+        )
         process.send_signal(signal.SIGINT)
         output, _ = process.communicate(timeout=120)
     finally:

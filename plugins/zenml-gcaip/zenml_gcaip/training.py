@@ -48,7 +48,9 @@ _PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
 _REGION = re.compile(r"^[a-z]+(-[a-z]+)*\d+$")
 _LABEL_KEY = re.compile(r"^[a-z][-_a-z0-9]{0,62}$")
 _LABEL_VALUE = re.compile(r"^[-_a-z0-9]{0,63}$")
-_SERVICE_ACCOUNT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\.iam\.gserviceaccount\.com$")
+_SERVICE_ACCOUNT = re.compile(
+    r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\.iam\.gserviceaccount\.com$"
+)
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SECRET_LIKE = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY", re.I)
 _BOOT_DISKS = ("pd-ssd", "pd-standard", "hyperdisk-balanced")
@@ -111,7 +113,9 @@ class VertexTrainingBackend(RemoteTrainingBackend):
                 f"{what}: region {self.region!r} is not a Google Cloud region: write e.g. "
                 "'us-central1' or 'europe-west4' (a region, not a zone such as 'us-central1-a')."
             )
-        if not isinstance(self.job_dir, str) or not re.match(r"^gs://[a-z0-9][-_.a-z0-9]{1,221}(/|$)", self.job_dir):
+        if not isinstance(self.job_dir, str) or not re.match(
+            r"^gs://[a-z0-9][-_.a-z0-9]{1,221}(/|$)", self.job_dir
+        ):
             raise ConfigError(
                 f"{what}: job_dir {self.job_dir!r} must be a Cloud Storage folder the job can "
                 "write, e.g. 'gs://my-bucket/vertex'."
@@ -119,8 +123,10 @@ class VertexTrainingBackend(RemoteTrainingBackend):
         if self.image is not None:
             check_image_reference(self.image, f"{what} image")
         check_machine(what, self.machine_type, self.accelerator_type, self.accelerator_count)
-        if isinstance(self.replica_count, bool) or not isinstance(self.replica_count, int) or (
-            self.replica_count < 1
+        if (
+            isinstance(self.replica_count, bool)
+            or not isinstance(self.replica_count, int)
+            or (self.replica_count < 1)
         ):
             raise ConfigError(
                 f"{what}: replica_count must be at least 1 (the chief), got {self.replica_count!r}."
@@ -135,7 +141,11 @@ class VertexTrainingBackend(RemoteTrainingBackend):
                 "email (NAME@PROJECT.iam.gserviceaccount.com)."
             )
         for key, value in self.labels.items():
-            if not _LABEL_KEY.match(key) or not isinstance(value, str) or not _LABEL_VALUE.match(value):
+            if (
+                not _LABEL_KEY.match(key)
+                or not isinstance(value, str)
+                or not _LABEL_VALUE.match(value)
+            ):
                 raise ConfigError(
                     f"{what}: label {key!r}: {value!r} is not a Google Cloud label: keys start "
                     "with a lowercase letter; keys and values are at most 63 lowercase letters, "
@@ -152,7 +162,9 @@ class VertexTrainingBackend(RemoteTrainingBackend):
                     "the job's spec in clear text: store it in Secret Manager and read it there."
                 )
         if self.timeout_seconds is not None and self.timeout_seconds < 1:
-            raise ConfigError(f"{what}: timeout_seconds must be positive, got {self.timeout_seconds}.")
+            raise ConfigError(
+                f"{what}: timeout_seconds must be positive, got {self.timeout_seconds}."
+            )
         if self.poll_seconds <= 0 or self.error_wait_seconds < 0:
             raise ConfigError(f"{what}: poll_seconds must be positive, error_wait_seconds >= 0.")
         for name in ("api_endpoint", "logging_endpoint", "secret_manager_endpoint"):
@@ -216,8 +228,14 @@ class VertexTrainingBackend(RemoteTrainingBackend):
             "env": [{"name": k, "value": v} for k, v in sorted(env.items())],
         }
         disk = {"boot_disk_type": self.boot_disk_type, "boot_disk_size_gb": self.boot_disk_size_gb}
-        pools = [{"machine_spec": machine, "replica_count": 1, "container_spec": container,
-                  "disk_spec": disk}]  # fmt: skip
+        pools = [
+            {
+                "machine_spec": machine,
+                "replica_count": 1,
+                "container_spec": container,
+                "disk_spec": disk,
+            }
+        ]
         if self.replica_count > 1:
             pools.append({**pools[0], "replica_count": self.replica_count - 1})
         scheduling: dict[str, Any] = {
@@ -302,19 +320,30 @@ class _VertexPlatform:
 
         try:
             return function(**kwargs)
-        except (exceptions.ServiceUnavailable, exceptions.InternalServerError,
-                exceptions.BadGateway, exceptions.GatewayTimeout, exceptions.DeadlineExceeded,
-                http.ConnectionError, http.Timeout) as error:  # fmt: skip
+        except (
+            exceptions.ServiceUnavailable,
+            exceptions.InternalServerError,
+            exceptions.BadGateway,
+            exceptions.GatewayTimeout,
+            exceptions.DeadlineExceeded,
+            http.ConnectionError,
+            http.Timeout,
+        ) as error:
             self._jobs = None
             raise TransientError(f"Vertex AI did not answer {what}: {error}") from None
         except exceptions.TooManyRequests as error:
             if what == "create the custom job":
-                raise InfrastructureFailure(FailureKind.QUOTA, _quota_message(self, error)) from None
+                raise InfrastructureFailure(
+                    FailureKind.QUOTA, _quota_message(self, error)
+                ) from None
             raise TransientError(f"Vertex AI throttled {what}: {error}") from None
         except exceptions.NotFound as error:
             raise JobNotFound(f"Vertex AI: {error.message}") from None
-        except (exceptions.Forbidden, exceptions.Unauthorized,
-                auth_exceptions.DefaultCredentialsError) as error:  # fmt: skip
+        except (
+            exceptions.Forbidden,
+            exceptions.Unauthorized,
+            auth_exceptions.DefaultCredentialsError,
+        ) as error:
             raise InfrastructureFailure(
                 FailureKind.PERMISSION,
                 f"Vertex AI refused to {what} in {self.parent}: {error}. The caller needs "
@@ -331,8 +360,11 @@ class _VertexPlatform:
     def check(self) -> None:
         """Reachable, the API enabled and the caller allowed, before anything is created."""
         try:
-            self._call("list custom jobs", self.jobs.list_custom_jobs,
-                       request={"parent": self.parent, "page_size": 1})  # fmt: skip
+            self._call(
+                "list custom jobs",
+                self.jobs.list_custom_jobs,
+                request={"parent": self.parent, "page_size": 1},
+            )
         except TransientError as error:
             raise ConfigError(f"{error}: check the region and the network.") from None
         except JobNotFound:
@@ -353,9 +385,11 @@ class _VertexPlatform:
                 secret = secrets.create_secret(
                     parent=f"projects/{self.backend.project}",
                     secret_id=secret_id,
-                    secret={"replication": {"automatic": {}},
-                            "labels": {RUN_LABEL: _label_value(run_id)}},
-                )  # fmt: skip
+                    secret={
+                        "replication": {"automatic": {}},
+                        "labels": {RUN_LABEL: _label_value(run_id)},
+                    },
+                )
                 refs[key] = SecretRef(secret.name, key)
                 version = secrets.add_secret_version(
                     parent=secret.name, payload={"data": value.encode()}
@@ -401,12 +435,21 @@ class _VertexPlatform:
         if state == "SUCCEEDED":
             return JobStatus(JobState.SUCCEEDED)
         if state == "CANCELLED":
-            return JobStatus(JobState.FAILED, Failure(
-                FailureKind.CANCELLED, f"custom job {job_id} was cancelled on Vertex AI"))  # fmt: skip
+            return JobStatus(
+                JobState.FAILED,
+                Failure(FailureKind.CANCELLED, f"custom job {job_id} was cancelled on Vertex AI"),
+            )
         if state == "EXPIRED":
-            return JobStatus(JobState.FAILED, Failure(FailureKind.DEADLINE_EXCEEDED, (
-                f"custom job {job_id} expired: it waited or ran past its limits "
-                f"(timeout_seconds={self.backend.timeout_seconds})")))  # fmt: skip
+            return JobStatus(
+                JobState.FAILED,
+                Failure(
+                    FailureKind.DEADLINE_EXCEEDED,
+                    (
+                        f"custom job {job_id} expired: it waited or ran past its limits "
+                        f"(timeout_seconds={self.backend.timeout_seconds})"
+                    ),
+                ),
+            )
         return JobStatus(JobState.FAILED, self._failure(job_id, job))
 
     def _failure(self, job_id: str, job: Any) -> Failure:
@@ -421,33 +464,58 @@ class _VertexPlatform:
         message, code = job.error.message, job.error.code
         link = self.console_url(job_id)
         if not message:
-            return Failure(FailureKind.UNKNOWN, (
-                f"custom job {job_id} failed; Vertex AI gave no reason within "
-                f"{self.backend.error_wait_seconds:g} s: see {link}"))  # fmt: skip
+            return Failure(
+                FailureKind.UNKNOWN,
+                (
+                    f"custom job {job_id} failed; Vertex AI gave no reason within "
+                    f"{self.backend.error_wait_seconds:g} s: see {link}"
+                ),
+            )
         text = f"custom job {job_id}: {message} ({link})"
         lowered = message.lower()
+        wanted = self.backend.accelerator_type or self.backend.machine_type
         if "resources are insufficient" in lowered or "resource_pool_exhausted" in lowered:
-            return Failure(FailureKind.STOCKOUT, (
-                f"{text}: Vertex AI has no {self.backend.accelerator_type or self.backend.machine_type} "
-                f"free in {self.backend.region} now: retry later, choose another region, or "
-                "fewer or other accelerators"))  # fmt: skip
+            return Failure(
+                FailureKind.STOCKOUT,
+                (
+                    f"{text}: Vertex AI has no {wanted} "
+                    f"free in {self.backend.region} now: retry later, choose another region, or "
+                    "fewer or other accelerators"
+                ),
+            )
         if code == 8 or "quota" in lowered:
-            return Failure(FailureKind.QUOTA, (
-                f"{text}: the project's quota is too small for this job: request more in the "
-                f"console (IAM & Admin > Quotas, project {self.backend.project}, region "
-                f"{self.backend.region}) or ask for fewer machines or accelerators"))  # fmt: skip
+            return Failure(
+                FailureKind.QUOTA,
+                (
+                    f"{text}: the project's quota is too small for this job: request more in the "
+                    f"console (IAM & Admin > Quotas, project {self.backend.project}, region "
+                    f"{self.backend.region}) or ask for fewer machines or accelerators"
+                ),
+            )
         if "out-of-memory" in lowered or "out of memory" in lowered:
-            return Failure(FailureKind.OOM, (
-                f"{text}: the trainer needed more memory than {self.backend.machine_type} has: "
-                "choose a larger (highmem) machine_type or a smaller batch_size"))  # fmt: skip
-        if "pull image" in lowered or "image" in lowered and "not found" in lowered:
-            return Failure(FailureKind.IMAGE_PULL, (
-                f"{text}: the Vertex AI service agent must be able to pull the image (Artifact "
-                "Registry reader on its repository)"))  # fmt: skip
+            return Failure(
+                FailureKind.OOM,
+                (
+                    f"{text}: the trainer needed more memory than {self.backend.machine_type} has: "
+                    "choose a larger (highmem) machine_type or a smaller batch_size"
+                ),
+            )
+        if "pull image" in lowered or ("image" in lowered and "not found" in lowered):
+            return Failure(
+                FailureKind.IMAGE_PULL,
+                (
+                    f"{text}: the Vertex AI service agent must be able to pull the image (Artifact "
+                    "Registry reader on its repository)"
+                ),
+            )
         if code == 4 or "timeout" in lowered or "deadline" in lowered:
-            return Failure(FailureKind.DEADLINE_EXCEEDED, (
-                f"{text}: raise timeout_seconds={self.backend.timeout_seconds} or train for "
-                "fewer epochs"))  # fmt: skip
+            return Failure(
+                FailureKind.DEADLINE_EXCEEDED,
+                (
+                    f"{text}: raise timeout_seconds={self.backend.timeout_seconds} or train for "
+                    "fewer epochs"
+                ),
+            )
         if code == 7 or "permission" in lowered:
             return Failure(FailureKind.PERMISSION, text)
         if "non-zero status" in lowered:
@@ -509,8 +577,12 @@ class _VertexPlatform:
         while time.monotonic() < deadline:
             job = self._call("read the custom job", self.jobs.get_custom_job, name=job_id)
             state = self.types.JobState(job.state).name
-            if state in ("JOB_STATE_CANCELLED", "JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED",
-                         "JOB_STATE_EXPIRED"):  # fmt: skip
+            if state in (
+                "JOB_STATE_CANCELLED",
+                "JOB_STATE_SUCCEEDED",
+                "JOB_STATE_FAILED",
+                "JOB_STATE_EXPIRED",
+            ):
                 print(f"zenml: custom job {job_id} is {state.removeprefix('JOB_STATE_')}")
                 return
             time.sleep(1.0)

@@ -304,9 +304,10 @@ def test_a_failing_worker_fails_the_job_and_stops_the_others(cloud, jobs):
     job = jobs.create_custom_job(parent=f"projects/{PROJECT}/locations/{REGION}", custom_job=body)
     wait_until(lambda: _job_state(jobs, job.name) == JobState.JOB_STATE_FAILED, timeout=30)
     wait_until(lambda: jobs.get_custom_job(name=job.name).error.message)
-    assert "workerpool1-0 exited with a non-zero status of 3" in jobs.get_custom_job(
-        name=job.name
-    ).error.message
+    assert (
+        "workerpool1-0 exited with a non-zero status of 3"
+        in jobs.get_custom_job(name=job.name).error.message
+    )
 
 
 @pytest.mark.parametrize(

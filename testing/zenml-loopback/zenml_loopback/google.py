@@ -28,9 +28,10 @@ transport and ``AnonymousCredentials`` (see :meth:`LoopbackGoogleCloud.client_op
   ``dataflow_worker_image`` in place of Google's SDK harness image; the job goes PENDING,
   RUNNING, then DONE, FAILED (the worker's last output as an error message) or CANCELLED.
 
-Faults on demand: :meth:`inject_vertex_fault` (quota at create or later, stockout), :meth:`preempt` (a preemptible VM taken back, recorded as a
-``compute.instances.preempted`` zone operation, as Compute Engine does), :meth:`fail_requests`
-(429, 500, 403... in Google's error format), and cancelling a job through the API.
+Faults on demand: :meth:`inject_vertex_fault` (quota at create or later, stockout),
+:meth:`preempt` (a preemptible VM taken back, recorded as a ``compute.instances.preempted``
+zone operation, as Compute Engine does), :meth:`fail_requests` (429, 500, 403... in Google's
+error format), and cancelling a job through the API.
 """
 
 from __future__ import annotations
@@ -552,7 +553,9 @@ class LoopbackGoogleCloud(LoopbackService):
         wanted: dict[str, str] = {}
         since: tuple[str, str] | None = None
         for term in terms:
-            if match := re.fullmatch(r'(resource\.type|resource\.labels\.\w+)\s*=\s*"([^"]*)"', term):
+            if match := re.fullmatch(
+                r'(resource\.type|resource\.labels\.\w+)\s*=\s*"([^"]*)"', term
+            ):
                 wanted[match[1]] = match[2]
             elif match := re.fullmatch(r'timestamp\s*(>=|>)\s*"([^"]+)"', term):
                 since = (match[1], match[2])

@@ -84,7 +84,9 @@ def check_machine_spec(spec: Any, where: str) -> None:
         return
     allowed = ACCELERATORS_BY_FAMILY.get(family, {})
     if accelerator not in allowed:
-        raise SpecError(f'Accelerator "{accelerator}" is not supported for machine type "{machine}".')
+        raise SpecError(
+            f'Accelerator "{accelerator}" is not supported for machine type "{machine}".'
+        )
     counts = allowed[accelerator]
     valid = (carried,) if counts is None else counts
     if count not in valid:
