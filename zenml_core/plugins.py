@@ -84,6 +84,7 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("orchestrator", "kubernetes"): "zenml-k8s",
     ("processing", "dataflow"): "zenml-dataflow",
     ("training", "gcaip"): "zenml-gcaip",
+    ("training", "gcaip-single-gpu"): "zenml-gcaip",
     ("artifact_store", "gs"): "zenml-gcp",
 }
 
