@@ -9,8 +9,8 @@ import pytest
 
 from zenml_core import Pipeline, step
 from zenml_core.backends import LocalProcessingBackend
-from zenml_core.exceptions import StepFailedError
-from zenml_core.steps import CategoricalSplit, CSVSource, RandomSplit
+from zenml_core.exceptions import ConfigError, StepFailedError
+from zenml_core.steps import CategoricalSplit, CSVSource, RandomSplit, StandardPreprocesser
 
 IN_MEMORY = LocalProcessingBackend()
 TWO_PROCESSES = LocalProcessingBackend(
@@ -122,13 +122,29 @@ def test_missing_file_is_named(project, tmp_path):
         ({"train set": 1.0}, "must be letters, digits"),
     ],
 )
-def test_bad_split_ratios_are_explained(project, tmp_path, split_map, message):
-    csv = write_csv(tmp_path / "d.csv", 20)
+def test_bad_split_ratios_are_refused_when_the_step_is_made(project, tmp_path, split_map, message):
     pipeline = Pipeline("bad-split")
-    src = pipeline.add_step(CSVSource(path=str(csv)))
-    pipeline.add_step(RandomSplit(data=src, split_map=split_map))
-    with pytest.raises(StepFailedError, match=message):
+    pipeline.add_step(CSVSource(path=str(write_csv(tmp_path / "d.csv", 20))))
+    with pytest.raises(ConfigError, match=message):  # before any step has run
+        RandomSplit(split_map=split_map)
+    with pytest.raises(ConfigError, match="in both 'a' and 'b'"):
+        CategoricalSplit(column="c", split_map={"a": ["x"], "b": ["x"]})
+
+
+def test_a_label_that_is_not_the_source_s_is_refused(project, tmp_path):
+    csv = write_csv(tmp_path / "d.csv", 40)
+    pipeline = Pipeline("labels")
+    src = pipeline.add_step(CSVSource(path=str(csv), label="y"))
+    split = pipeline.add_step(RandomSplit(data=src, split_map={"train": 0.5, "eval": 0.5}))
+    pipeline.add_step(StandardPreprocesser(data=split, label="x"))
+    with pytest.raises(StepFailedError, match="the data source says its label is 'y'"):
         pipeline.run()
+    agreeing = Pipeline("labels-agree")
+    src = agreeing.add_step(CSVSource(path=str(csv), label="y"))
+    split = agreeing.add_step(RandomSplit(data=src, split_map={"train": 0.5, "eval": 0.5}))
+    agreeing.add_step(StandardPreprocesser(data=split))  # the source's label is the default
+    result = agreeing.run()
+    assert result.load("standard_preprocesser", "transform")["label"] == "y"
 
 
 def test_categorical_split_unmapped_values(project, tmp_path):

@@ -13,10 +13,11 @@ from pathlib import Path
 import chromium  # tests/support
 import pytest
 
-from zenml_core.exceptions import PipelineError, StepFailedError
+from zenml_core.exceptions import ConfigError, PipelineError, StepFailedError
 from zenml_core.report import REPORT_FILE, write_report
 from zenml_core.steps import (
     CSVSource,
+    Dataset,
     Evaluator,
     RandomSplit,
     StandardPreprocesser,
@@ -175,8 +176,13 @@ def test_a_numeric_label_with_many_values_is_regressed(project, tmp_path):
 def test_bad_trainer_parameters_and_slots(project, tmp_path):
     csv = tmp_path / "d.csv"
     csv.write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
-    with pytest.raises(StepFailedError, match="must be positive"):
-        pipeline_on(csv, "y", TFFeedForwardTrainer(layers=[0])).run()
+    for bad in ({"layers": [0]}, {"epochs": -1}, {"learning_rate": 0.0}):
+        with pytest.raises(ConfigError, match="must be"):  # made, not after three steps ran
+            TFFeedForwardTrainer(**bad)
+    with pytest.raises(ConfigError, match="is evaluated on"):
+        TFFeedForwardTrainer(validation_split="eval")
+    with pytest.raises(ConfigError, match="validation_fraction"):
+        TFFeedForwardTrainer(validation_fraction=1.0)
     with pytest.raises(StepFailedError, match="cannot slice by"):
         pipeline = TrainingPipeline("slices")
         pipeline.add_datasource(CSVSource(path=str(csv)))
@@ -215,3 +221,19 @@ def test_a_string_label_with_three_classes_gives_a_softmax_classifier(project, t
     assert model.load().output_shape == (None, 3)
     metrics = result.load("evaluator")["overall"]
     assert set(metrics) == {"examples", "accuracy"} and metrics["accuracy"] > 0.8
+
+
+def test_validation_curves_never_come_from_the_evaluated_split(project, tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("x,y\n" + "".join(f"{i},{int(i % 7 > 2)}\n" for i in range(200)))
+    result = pipeline_on(csv, "y", TFFeedForwardTrainer(epochs=2)).run()
+    steps = {s.step: s for s in result.metadata_store.get_run(result.run_id).steps}
+    store = result.artifact_store
+    with store.reader(steps["tf_feed_forward_trainer"].outputs["output"].uri) as folder:
+        info = json.loads((folder / "data" / "model.json").read_text())
+    with store.reader(steps["random_split"].outputs["output"].uri) as folder:
+        train_rows = Dataset(folder / "data").num_rows("train")
+    assert info["validated_on"] == {"split": "train", "fraction": 0.1, "seed": 0}
+    # a tenth of the train split is held out for the val_ curves: trained on the rest
+    assert info["trained_on"] == {"split": "train", "rows": train_rows - round(train_rows * 0.1)}
+    assert len(info["history"]["val_accuracy"]) == 2

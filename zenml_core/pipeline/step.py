@@ -110,7 +110,14 @@ class Step:
                     )
                 self.inputs.pop(key, None)
                 self.params[key] = value
+        self.check_params({**signature.defaults, **self.params})
         return self
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        """Refuse bad parameter values as soon as the step is configured, before any step of
+        the pipeline runs: raise ``ConfigError`` naming the problem and the fix. ``params``
+        holds the values given so far over the defaults (inputs are not there yet). Checks
+        that need the data (a column exists) stay in ``entrypoint``."""
 
     def with_backend(self, backend: Any) -> Step:
         """Run this step on a processing or training backend (as the seed's steps do)."""

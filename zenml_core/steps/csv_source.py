@@ -72,7 +72,10 @@ class CSVSource(Step):
                 out / f"part-{index:05d}.parquet",
                 row_group_size=1 << 16,
             )
-        return Dataset(out)
+        dataset = Dataset(out)
+        if label:
+            dataset.write_info(label=label)  # the preprocesser checks it trains on this
+        return dataset
 
 
 def _cast(column: Any, kind: str, name: str, path: str) -> Any:

@@ -15,6 +15,8 @@ from typing import Any
 from zenml_core.pipeline.materializers import DATA, Materializer, register_materializer
 
 PARQUET = ".parquet"
+#: what a dataset says of itself (its label column), beside its Parquet files
+INFO_FILE = "dataset.json"
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,29 @@ class Dataset:
     """A handle on Parquet files in a local folder."""
 
     path: Path
+
+    @property
+    def info(self) -> dict[str, Any]:
+        import json
+
+        file = self.path / INFO_FILE
+        return json.loads(file.read_text()) if file.is_file() else {}
+
+    @property
+    def label(self) -> str | None:
+        """The label column its source was given (``CSVSource(label=...)``), if any."""
+        label = self.info.get("label")
+        return str(label) if label else None
+
+    def write_info(self, **info: Any) -> None:
+        import json
+
+        (self.path / INFO_FILE).write_text(json.dumps({**self.info, **info}))
+
+    def copy_info_to(self, other: Dataset) -> None:
+        """A step's output dataset keeps what its input said of itself (its label...)."""
+        if self.info:
+            other.write_info(**self.info)
 
     @property
     def splits(self) -> list[str]:

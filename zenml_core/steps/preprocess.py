@@ -24,14 +24,15 @@ LABEL = "label"  # the label column's name in transformed data
 class StandardPreprocesser(Step):
     """Standardises numeric features, one-hot encodes categorical ones (the
     ``max_vocabulary`` most frequent values of the fit split), turns a string label into class
-    indices. Features default to every column but the label.
+    indices. Features default to every column but the label. ``label`` defaults to the one
+    the data source was given (``CSVSource(label=...)``); a different one is refused.
     """
 
     def entrypoint(
         self,
         ctx: StepContext,
         data: Dataset,
-        label: str,
+        label: str | None = None,
         features: list[str] | None = None,
         fit_split: str = "train",
         max_vocabulary: int = 100,
@@ -41,6 +42,19 @@ class StandardPreprocesser(Step):
             raise ConfigError(
                 "StandardPreprocesser needs split data (train, eval...); split it first, e.g. "
                 "with RandomSplit."
+            )
+        if label is None:
+            label = data.label
+            if label is None:
+                raise ConfigError(
+                    "StandardPreprocesser needs a label: give label='COLUMN' here, or "
+                    "CSVSource(label='COLUMN') at the source."
+                )
+        elif data.label is not None and data.label != label:
+            raise ConfigError(
+                f"StandardPreprocesser: label={label!r}, but the data source says its label is "
+                f"{data.label!r}: the model would learn to predict {label!r} from "
+                f"{data.label!r}. Give both the same label (or leave this one out)."
             )
         if label not in schema.names:
             raise ConfigError(

@@ -20,9 +20,10 @@ class RandomSplit(Step):
     splits the same way, however it is batched or how many workers run.
     """
 
-    def entrypoint(
-        self, ctx: StepContext, data: Dataset, split_map: dict[str, float], seed: int = 0
-    ) -> Dataset:
+    def check_params(self, params: dict[str, Any]) -> None:
+        split_map = params.get("split_map")
+        if split_map is None:
+            return
         _check_names(split_map, "RandomSplit")
         if any(ratio <= 0 for ratio in split_map.values()):
             raise ConfigError(f"RandomSplit: every ratio must be above 0, got {split_map}.")
@@ -32,6 +33,10 @@ class RandomSplit(Step):
                 f"RandomSplit: the ratios of {split_map} add up to {total:g}, not 1; "
                 "scale them so they sum to 1."
             )
+
+    def entrypoint(
+        self, ctx: StepContext, data: Dataset, split_map: dict[str, float], seed: int = 0
+    ) -> Dataset:
         return _run(ctx, data, _ByHash(list(split_map.items()), seed))
 
 
@@ -50,21 +55,31 @@ class CategoricalSplit(Step):
         split_map: dict[str, list[str]],
         default: str | None = None,
     ) -> Dataset:
-        _check_names({**split_map, **({default: []} if default else {})}, "CategoricalSplit")
         if column not in data.schema().names:
             raise ConfigError(
                 f"CategoricalSplit: no column {column!r}; the columns are {data.schema().names}."
             )
-        seen: dict[str, str] = {}
-        for split, values in split_map.items():
-            for value in values:
-                if value in seen:
-                    raise ConfigError(
-                        f"CategoricalSplit: value {value!r} is in both {seen[value]!r} and "
-                        f"{split!r}."
-                    )
-                seen[value] = split
+        seen = _value_splits(split_map)
         return _run(ctx, data, _ByValue(column, seen, default, list(split_map)))
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        split_map, default = params.get("split_map"), params.get("default")
+        if split_map is not None:
+            _check_names({**split_map, **({default: []} if default else {})}, "CategoricalSplit")
+            _value_splits(split_map)
+
+
+def _value_splits(split_map: dict[str, list[str]]) -> dict[str, str]:
+    """value -> its split; a value in two splits is refused."""
+    seen: dict[str, str] = {}
+    for split, values in split_map.items():
+        for value in values:
+            if value in seen:
+                raise ConfigError(
+                    f"CategoricalSplit: value {value!r} is in both {seen[value]!r} and {split!r}."
+                )
+            seen[value] = split
+    return seen
 
 
 def _check_names(split_map: dict[str, Any], step: str) -> None:
@@ -151,4 +166,6 @@ def _run(ctx: StepContext, data: Dataset, rule: Any) -> Dataset:
             _ = tagged[name] | f"write {name}" >> beam.io.WriteToParquetBatched(
                 str(out / name / "part"), schema, file_name_suffix=".parquet"
             )
-    return Dataset(out)
+    split = Dataset(out)
+    data.copy_info_to(split)
+    return split

@@ -44,6 +44,12 @@ class TFFeedForwardTrainer(Step):
 
     The task follows from the label: classes (a string label, or an integer label with at most
     20 values) give a classifier, anything else a regressor; ``task`` forces one.
+
+    It trains on ``train_split``. Its validation curves (``val_*`` in the history) come from
+    the training data, never from ``eval_split``, the split the Evaluator scores: by default
+    ``validation_fraction`` (10 %) of the training rows, drawn with ``seed`` and left out of
+    training; or a split of its own, ``validation_split`` (say a "validation" split from
+    ``RandomSplit``). ``validation_fraction=0`` trains on every row and reports no ``val_*``.
     """
 
     STEP_KIND = "training"
@@ -61,27 +67,25 @@ class TFFeedForwardTrainer(Step):
         train_split: str = "train",
         eval_split: str = "eval",
         seed: int = 0,
+        validation_fraction: float = 0.1,
+        validation_split: str | None = None,
     ) -> Model:
         import numpy as np
 
         layers = [64, 32] if layers is None else layers
-        if any(units < 1 for units in layers) or epochs < 1 or batch_size < 1:
-            raise ConfigError(
-                "TFFeedForwardTrainer: layers, epochs and batch_size must be positive, got "
-                f"layers={layers}, epochs={epochs}, batch_size={batch_size}."
-            )
-        if not learning_rate > 0:
-            raise ConfigError(
-                f"TFFeedForwardTrainer: learning_rate must be > 0, got {learning_rate}."
-            )
-        for split in (train_split, eval_split):
+        wanted = [train_split] + ([validation_split] if validation_split else [])
+        for split in wanted:
             if split not in data.splits:
                 raise ConfigError(
                     f"TFFeedForwardTrainer: no split {split!r} in the data ({data.splits})."
                 )
         features = feature_names(transform)
         x_train, y_train = _arrays(data, train_split, features)
-        x_eval, y_eval = _arrays(data, eval_split, features)
+        validation = None
+        if validation_split:
+            validation = _arrays(data, validation_split, features)
+        elif validation_fraction > 0:
+            x_train, y_train, validation = _hold_out(x_train, y_train, validation_fraction, seed)
         classes = _classes(transform, y_train, task)
         if classes is not None and len(classes) < 2:
             raise ConfigError(
@@ -98,18 +102,18 @@ class TFFeedForwardTrainer(Step):
 
         keras.utils.set_random_seed(seed)
         cluster = cluster_task()
+        held_out = None if validation is None else (validation[0], validation[1].astype(np.float32))
         if cluster is not None and cluster.trainers > 1:
             model, history = _fit_on_cluster(
                 cluster, features, layers, classes, learning_rate,
-                (x_train, y_train.astype(np.float32)), (x_eval, y_eval.astype(np.float32)),
-                epochs, batch_size, seed,
+                (x_train, y_train.astype(np.float32)), held_out, epochs, batch_size, seed,
             )  # fmt: skip
         else:
             model = _model(features, layers, classes, learning_rate)
             history = model.fit(
                 x_train,
                 y_train.astype(np.float32),
-                validation_data=(x_eval, y_eval.astype(np.float32)),
+                validation_data=held_out,
                 epochs=epochs,
                 batch_size=batch_size,
                 verbose=0,
@@ -125,11 +129,55 @@ class TFFeedForwardTrainer(Step):
                     "features": features,
                     "label": transform["label"],
                     "replicas": cluster.trainers if cluster is not None else 1,
+                    "trained_on": {"split": train_split, "rows": len(x_train)},
+                    "validated_on": (
+                        {"split": validation_split}
+                        if validation_split
+                        else {"split": train_split, "fraction": validation_fraction, "seed": seed}
+                        if validation is not None
+                        else None
+                    ),
                     "history": {k: [float(v) for v in values] for k, values in history.items()},
                 }
             )
         )
         return Model(out)
+
+    def check_params(self, params: dict[str, Any]) -> None:
+        layers = params.get("layers") or []
+        epochs, batch_size = params.get("epochs", 1), params.get("batch_size", 1)
+        if any(units < 1 for units in layers) or epochs < 1 or batch_size < 1:
+            raise ConfigError(
+                "TFFeedForwardTrainer: layers, epochs and batch_size must be positive, got "
+                f"layers={layers}, epochs={epochs}, batch_size={batch_size}."
+            )
+        if not params.get("learning_rate", 1) > 0:
+            raise ConfigError(
+                f"TFFeedForwardTrainer: learning_rate must be > 0, got {params['learning_rate']}."
+            )
+        fraction = params.get("validation_fraction", 0.1)
+        if not 0 <= fraction < 1:
+            raise ConfigError(
+                f"TFFeedForwardTrainer: validation_fraction must be in [0, 1), got {fraction}."
+            )
+        validation, scored = params.get("validation_split"), params.get("eval_split", "eval")
+        if validation is not None and validation in (scored, params.get("train_split", "train")):
+            raise ConfigError(
+                f"TFFeedForwardTrainer: validation_split={validation!r} is the split it "
+                f"{'trains on' if validation != scored else 'is evaluated on'}: validation data "
+                "must be neither; add a third split (RandomSplit(split_map={'train': 0.7, "
+                "'validation': 0.1, 'eval': 0.2})) or use validation_fraction."
+            )
+
+
+def _hold_out(x: Any, y: Any, fraction: float, seed: int) -> tuple[Any, Any, tuple[Any, Any]]:
+    """A seeded ``fraction`` of the rows as validation data; the rest to train on."""
+    import numpy as np
+
+    order = np.random.default_rng(seed).permutation(len(x))
+    cut = max(1, round(len(x) * fraction)) if len(x) > 1 else 0
+    kept, held = order[cut:], order[:cut]
+    return x[kept], y[kept], (x[held], y[held])
 
 
 def _model(features: list[str], layers: list[int], classes: list[Any] | None, rate: float) -> Any:
@@ -159,7 +207,7 @@ def _fit_on_cluster(
     classes: list[Any] | None,
     rate: float,
     train: tuple[Any, Any],
-    validation: tuple[Any, Any],
+    validation: tuple[Any, Any] | None,
     epochs: int,
     batch_size: int,
     seed: int,
@@ -210,7 +258,8 @@ def _fit_on_cluster(
         for _ in range(steps):
             train_step()
         # every replica has the same weights: each scores the splits locally, as fit() would
-        for prefix, (rows, labels) in (("", train), ("val_", validation)):
+        scored = [("", train)] + ([("val_", validation)] if validation is not None else [])
+        for prefix, (rows, labels) in scored:
             for name, value in _scores(model, classes, rows, labels).items():
                 history.setdefault(prefix + name, []).append(value)
     return model, history
