@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -104,8 +106,32 @@ def test_bad_csv_input_is_named(project, tmp_path, content, step_args, message):
 def test_mistyped_value_names_row_and_value(project, tmp_path):
     path = tmp_path / "in.csv"
     path.write_text("a,label\n1,0\n2,1\nabc,1\n")
-    with pytest.raises(StepFailedError, match="should be float, but row 3 holds 'abc'"):
+    # "abc" is on the file's line 4: the third data row, under the header
+    with pytest.raises(
+        StepFailedError, match=r"should be float, but data row 3 \(line 4 of the file\) holds 'abc'"
+    ):
         run_single(project, CSVSource(path=str(path), columns={"a": "float"})).run()
+
+
+def test_a_stray_word_in_a_numeric_column_is_reported(project, tmp_path):
+    from zenml_core.exceptions import DataWarning
+
+    path = tmp_path / "in.csv"
+    values = [str(i * 1.5) for i in range(30)]
+    values[11] = "abc"
+    path.write_text("a,label\n" + "".join(f"{v},{i % 2}\n" for i, v in enumerate(values)))
+    expected = (
+        r"'a' .* holds numbers but for 1 value\(s\), the first 'abc' at data row 12 \(line 13"
+    )
+    with pytest.warns(DataWarning, match=expected):
+        run_single(project, CSVSource(path=str(path))).run()
+    with pytest.raises(StepFailedError, match=expected):
+        run_single(project, CSVSource(path=str(path), strict=True)).run(enable_cache=False)
+    # a text column is text: no report
+    path.write_text("a,label\n" + "".join(f"w{i},{i % 2}\n" for i in range(30)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        run_single(project, CSVSource(path=str(path))).run()
 
 
 def test_missing_file_is_named(project, tmp_path):

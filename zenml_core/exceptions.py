@@ -56,3 +56,8 @@ class StepFailedError(ZenMLError):
     def with_result(self, result: Any) -> StepFailedError:
         self.result = result
         return self
+
+
+class DataWarning(UserWarning):
+    """Data that is probably not what its user meant (a stray word in a numeric column):
+    shown, not fatal, unless the step is asked to be strict."""

@@ -20,6 +20,11 @@ class CSVSource(Step):
 
     ``columns`` maps column names to "int", "float", "string" or "bool": each must exist and
     every value must convert. ``label`` must exist too.
+
+    Without a declared type, a column whose values are numbers but for a few (a stray ``abc``)
+    would be read as text, and become a category of every distinct value: such a column is
+    reported with its count and first row (a ``DataWarning``; an error with ``strict=True``).
+    Declare its type in ``columns`` to have each bad value named, or fix the file.
     """
 
     READS = ("path",)  # the file's content is part of the cache key
@@ -31,6 +36,7 @@ class CSVSource(Step):
         label: str | None = None,
         columns: dict[str, str] | None = None,
         delimiter: str = ",",
+        strict: bool = False,
     ) -> Dataset:
         import pyarrow as pa
         import pyarrow.csv as pacsv
@@ -65,6 +71,9 @@ class CSVSource(Step):
             table = table.set_column(
                 table.column_names.index(name), name, _cast(table[name], kind, name, path)
             )
+        for name in table.column_names:
+            if name not in (columns or {}):
+                _check_mostly_numeric(table[name], name, path, strict)
         out = ctx.output_dir()
         for index, offset in enumerate(range(0, table.num_rows, ROWS_PER_FILE)):
             pq.write_table(
@@ -93,7 +102,45 @@ def _cast(column: Any, kind: str, name: str, path: str) -> Any:
             pc.cast(pa.array([value]), target)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             raise ConfigError(
-                f"CSVSource: column {name!r} of {path} should be {kind}, but row {row + 1} "
-                f"holds {value!r}."
+                f"CSVSource: column {name!r} of {path} should be {kind}, but data row "
+                f"{row + 1} (line {row + 2} of the file) holds {value!r}."
             ) from None
     raise ConfigError(f"CSVSource: column {name!r} of {path} does not convert to {kind}.")
+
+
+#: a number as CSV files write them
+_NUMBER = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+#: a text column is "mostly numeric" when at least this share of its values are numbers
+MOSTLY = 0.9
+
+
+def _check_mostly_numeric(column: Any, name: str, path: str, strict: bool) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+        return
+    present = pc.drop_null(column)
+    if len(present) == 0:
+        return
+    numeric = pc.match_substring_regex(present, _NUMBER)
+    numbers = pc.sum(numeric).as_py() or 0
+    others = len(present) - numbers
+    if others == 0 or numbers < MOSTLY * len(present):
+        return
+    matches = pc.match_substring_regex(column, _NUMBER).to_pylist()
+    row = next(i for i, ok in enumerate(matches) if ok is False)
+    message = (
+        f"CSVSource: column {name!r} of {path} holds numbers but for {others} value(s), "
+        f"the first {column[row].as_py()!r} at data row {row + 1} (line {row + 2} of the file): "
+        f"it is read as text, so it would become a category of every distinct value. Fix the "
+        f"file, or declare the column (columns={{{name!r}: 'float'}}) to have each bad value "
+        "named."
+    )
+    if strict:
+        raise ConfigError(message)
+    import warnings
+
+    from zenml_core.exceptions import DataWarning
+
+    warnings.warn(message, DataWarning, stacklevel=2)
