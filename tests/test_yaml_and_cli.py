@@ -67,7 +67,7 @@ def test_zenml_init_run_and_runs_show(tmp_path):
     lines = shown.stdout.splitlines()
     assert lines[0].startswith(f"run {listed[0]['run_id']}  pipeline chain  completed")
     assert lines[1].split()[:3] == ["STEP", "STATE", "DURATION"]
-    assert [line.split()[:2] for line in lines[3:]] == [
+    assert [line.split()[:2] for line in lines[3:6]] == [
         ["produce", "cached"],
         ["double", "cached"],
         ["describe", "cached"],
@@ -219,3 +219,56 @@ def test_bad_step_resources_are_refused_before_anything_runs(project, resources,
     data["steps"][1]["settings"] = {"resources": resources}
     with pytest.raises(PipelineError, match=problem):
         Pipeline.from_yaml(yaml.safe_dump(data))
+
+
+def test_runs_listings_show_metrics_parameters_and_skipped_steps(tmp_path):
+    assert zenml(tmp_path, "init").returncode == 0
+    for boost in (0.1, 0.25):  # two runs that differ only in a parameter
+        (tmp_path / "p.yaml").write_text(demo_steps.scored(boost).to_yaml())
+        assert zenml(tmp_path, "run", "p.yaml").returncode == 0
+    listed = zenml(tmp_path, "runs", "list")
+    header, *rows = listed.stdout.splitlines()[:1] + listed.stdout.splitlines()[2:]
+    assert header.split()[-1] == "METRICS"
+    assert [row.split()[-1] for row in rows] == ["accuracy=0.75", "accuracy=0.6"]  # newest first
+    runs = json.loads(zenml(tmp_path, "runs", "list", "--json").stdout)
+    assert [r["metrics"] for r in runs] == [{"accuracy": 0.75}, {"accuracy": 0.6}]
+    shown = zenml(tmp_path, "runs", "show", runs[0]["run_id"]).stdout
+    assert "parameters:" in shown
+    assert ["score", "boost", "0.25"] in [line.split() for line in shown.splitlines()]
+    assert json.loads(zenml(tmp_path, "runs", "show", runs[0]["run_id"], "--json").stdout)[
+        "parameters"
+    ] == {"produce": {"n": 4}, "score": {"boost": 0.25}}
+    # a failed run: its skipped step is listed, in pipeline order
+    flag = tmp_path / "flag"
+    flag.write_text("x")
+    (tmp_path / "r.yaml").write_text(demo_steps.resumable(str(flag)).to_yaml())
+    assert zenml(tmp_path, "run", "r.yaml").returncode == 1
+    failed = json.loads(
+        zenml(tmp_path, "runs", "list", "--pipeline", "resumable", "--json").stdout
+    )[0]
+    lines = zenml(tmp_path, "runs", "show", failed["run_id"]).stdout.splitlines()
+    table = next(i for i, line in enumerate(lines) if line.startswith("STEP "))
+    assert [line.split()[:2] for line in lines[table + 2 : table + 5]] == [
+        ["produce", "completed"], ["fragile", "failed"], ["total", "skipped"]
+    ]  # fmt: skip
+
+
+def test_a_listing_whose_reader_went_away_ends_quietly(tmp_path):
+    # `zenml runs list | head`: head exits, the pipe has no reader. Made deterministic by
+    # closing the read end before anything is written.
+    assert zenml(tmp_path, "init").returncode == 0
+    (tmp_path / "p.yaml").write_text(demo_steps.chain().to_yaml())
+    zenml(tmp_path, "run", "p.yaml")
+    script = (
+        "import os, sys\n"
+        "read, write = os.pipe(); os.close(read); os.dup2(write, 1)\n"
+        "from zenml_core.cli import main\n"
+        "sys.exit(main(['runs', 'list']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env,
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 141
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr, done.stderr

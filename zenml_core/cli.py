@@ -193,12 +193,41 @@ def _cmd_runs_list(args: argparse.Namespace) -> int:
     store = _metadata_store()
     store.reconcile(args.pipeline)  # runs whose process was killed say so, not "running"
     runs = store.list_runs(args.pipeline)
+    metrics = _metrics_of(store, runs)
     if args.json:
-        print(json.dumps([_run_json(r) for r in runs], indent=2))
+        print(json.dumps([_run_json(r) | {"metrics": metrics[r.run_id]} for r in runs], indent=2))
         return 0
-    rows = [[r.run_id, r.pipeline, r.status, _time(r.started_at), _duration(r)] for r in runs]
-    print(_table(["RUN", "PIPELINE", "STATUS", "STARTED", "DURATION"], rows))
+    rows = [
+        [r.run_id, r.pipeline, r.status, _time(r.started_at), _duration(r),
+         " ".join(f"{k}={v:.4g}" for k, v in metrics[r.run_id].items()) or "-"]
+        for r in runs
+    ]  # fmt: skip
+    print(_table(["RUN", "PIPELINE", "STATUS", "STARTED", "DURATION", "METRICS"], rows))
     return 0
+
+
+def _metrics_of(store: Any, runs: list[Any]) -> dict[str, dict[str, float]]:
+    """Each run's overall evaluation metrics (its first evaluator's), or {}."""
+    from zenml_core.exceptions import ZenMLError
+    from zenml_core.report import evaluations
+
+    artifacts = _artifact_store()
+    found = {}
+    for run in runs:
+        try:
+            results = evaluations(store.get_run(run.run_id), artifacts)
+        except (ZenMLError, OSError):  # artifacts gone or elsewhere: the listing still works
+            results = []
+        overall = results[0][1].get("overall", {}) if results else {}
+        found[run.run_id] = {k: v for k, v in overall.items() if isinstance(v, float)}
+    return found
+
+
+def _artifact_store() -> Any:
+    from zenml_core.kinds import KINDS
+    from zenml_core.repository import default_components
+
+    return KINDS["artifact_store"][1].from_config(default_components()["artifact_store"])
 
 
 def _cmd_runs_show(args: argparse.Namespace) -> int:
@@ -216,11 +245,17 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
     if run.error:
         print(f"error: {run.error}")
     rows = []
-    for step in run.steps:
+    steps = run.steps_in_order()
+    for step in steps:
         outputs = ", ".join(f"{n}={a.uri}" for n, a in sorted(step.outputs.items())) or "-"
-        rows.append([step.step, step.state, _duration(step), step.backend, outputs])
+        rows.append([step.step, step.state, _duration(step), step.backend or "-", outputs])
     print(_table(["STEP", "STATE", "DURATION", "BACKEND", "OUTPUTS"], rows))
-    for step in run.steps:
+    given = [(name, params) for name, params in run.parameters.items() if params]
+    if given:
+        print("\nparameters:")
+        rows = [[n, key, json.dumps(value)] for n, params in given for key, value in params.items()]
+        print(_table(["STEP", "PARAMETER", "VALUE"], rows))
+    for step in steps:
         if step.error:
             print(f"\n{step.step} failed:\n{step.error}")
     _print_metrics(run)
@@ -229,12 +264,9 @@ def _cmd_runs_show(args: argparse.Namespace) -> int:
 
 def _print_metrics(run: Any) -> None:
     """Evaluation results among the run's outputs, as a small table each."""
-    from zenml_core.kinds import KINDS
     from zenml_core.report import evaluation_table, evaluations
-    from zenml_core.repository import default_components
 
-    store = KINDS["artifact_store"][1].from_config(default_components()["artifact_store"])
-    for step, result in evaluations(run, store):  # type: ignore[arg-type]
+    for step, result in evaluations(run, _artifact_store()):
         print(f"\nevaluation ({step}):")
         print(_table(*evaluation_table(result)))
 
@@ -395,13 +427,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not as a traceback at exit
+        return code
     except ZenMLError as error:
         print(f"zenml: error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("zenml: interrupted; a run under way is recorded as failed", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `zenml runs list | head`: the reader has what it wanted
+        import os
+
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 141  # 128 + SIGPIPE, as a shell reports it
 
 
 if __name__ == "__main__":

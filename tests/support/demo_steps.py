@@ -110,3 +110,16 @@ def trainer_pipeline() -> Pipeline:
     a = pipeline.add_step(produce(n=5))
     pipeline.add_step(fit(x=a, epochs=2).with_backend(LocalTrainingBackend()))
     return pipeline
+
+
+@step
+def score(x: list, boost: float = 0.0) -> dict:
+    # shaped like the Evaluator's result, so listings show its metrics
+    return {"task": "classification", "overall": {"accuracy": 0.5 + boost, "examples": len(x)}}
+
+
+def scored(boost: float) -> Pipeline:
+    pipeline = Pipeline("scored")
+    a = pipeline.add_step(produce(n=4))
+    pipeline.add_step(score(x=a, boost=boost))
+    return pipeline

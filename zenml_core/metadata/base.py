@@ -52,6 +52,20 @@ class RunRecord:
     owner: dict[str, Any] = field(default_factory=dict)
     #: when that process last said it is alive (seconds since the epoch)
     heartbeat: float | None = None
+    #: the pipeline's steps in its order, with the parameters each was given (from the spec)
+    parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def steps_in_order(self) -> list[StepRecord]:
+        """The steps in the pipeline's order (the spec's), then any the spec does not name;
+        a step that never ran (its run ended first) is listed as skipped."""
+        by_name: dict[str, StepRecord] = {}
+        for record in self.steps:  # the last try of a step wins
+            by_name[record.step] = record
+        ordered = [
+            by_name.pop(name) if name in by_name else StepRecord(-1, name, State.SKIPPED, "", "")
+            for name in self.parameters
+        ]
+        return ordered + list(by_name.values())
 
 
 def _process_start(pid: int) -> str:

@@ -713,7 +713,17 @@ def _run_record(context: Any) -> RunRecord:
         failure=_read(p, "failure", "string_value"),
         owner=_owner(_read(p, "owner", "string_value")),
         heartbeat=_seconds(_read(p, "heartbeat", "double_value")),
+        parameters=_parameters(_read(p, "spec", "string_value")),
     )
+
+
+def _parameters(spec_text: str) -> dict[str, dict[str, Any]]:
+    """step -> its parameters, in the pipeline's order, from a run's stored spec."""
+    try:
+        steps = json.loads(spec_text)["pipeline"]["steps"] if spec_text else []
+        return {str(s["name"]): dict(s.get("params") or {}) for s in steps}
+    except (ValueError, KeyError, TypeError):  # an older or foreign spec: no order known
+        return {}
 
 
 def _owner(text: str) -> dict[str, Any]:
