@@ -272,21 +272,48 @@ def _print_metrics(run: Any) -> None:
 
 
 def _cmd_runs_report(args: argparse.Namespace) -> int:
-    from zenml_core.kinds import KINDS
     from zenml_core.report import REPORT_FILE, write_report
-    from zenml_core.repository import default_components
 
-    components = default_components()
-    store = KINDS["artifact_store"][1].from_config(components["artifact_store"])
-    uri = write_report(args.run, _metadata_store(), store)  # type: ignore[arg-type]
-    with store.reader(uri) as folder:  # type: ignore[attr-defined]
-        path = folder / REPORT_FILE
+    store = _artifact_store()
+    _print_page(store, write_report(args.run, _metadata_store(), store), REPORT_FILE, args.open)
+    return 0
+
+
+def _cmd_runs_compare(args: argparse.Namespace) -> int:
+    from zenml_core import compare
+
+    if len(args.runs) < 2:
+        print("zenml: error: give at least two runs to compare", file=sys.stderr)
+        return 2
+    metadata, artifacts = _metadata_store(), _artifact_store()
+    summaries = [compare.summarise(metadata.get_run(r), artifacts) for r in args.runs]
+    if args.json:
+        print(json.dumps(compare.comparison_json(summaries), indent=2))
+        return 0
+    print(_table(*compare.table(summaries, every_parameter=args.all)))
+    uri = compare.write_comparison(args.runs, metadata, artifacts)
+    print()
+    _print_page(artifacts, uri, compare.COMPARE_FILE, args.open)
+    return 0
+
+
+def _cmd_runs_index(args: argparse.Namespace) -> int:
+    from zenml_core import compare
+
+    store = _artifact_store()
+    _print_page(store, compare.write_index(_metadata_store(), store), compare.INDEX_FILE, args.open)
+    return 0
+
+
+def _print_page(store: Any, uri: str, name: str, open_it: bool) -> None:
+    """Print where a written page is (and open it in a browser if asked)."""
+    with store.reader(uri) as folder:
+        path = folder / name
         print(path)
-        if args.open:
+        if open_it:
             import webbrowser
 
             webbrowser.open(path.as_uri())
-    return 0
 
 
 def _run_json(run: Any, steps: bool = False) -> dict[str, Any]:
@@ -394,11 +421,25 @@ def build_parser() -> argparse.ArgumentParser:
     runs_show.add_argument("--json", action="store_true")
     runs_show.set_defaults(handler=_cmd_runs_show)
     runs_report = runs_commands.add_parser(
-        "report", help="write the run's HTML report (DAG, statistics, metrics); print its path"
+        "report", help="write the run's HTML report (DAG, plots, metrics); print its path"
     )
     runs_report.add_argument("run")
     runs_report.add_argument("--open", action="store_true", help="open it in a browser")
     runs_report.set_defaults(handler=_cmd_runs_report)
+    runs_compare = runs_commands.add_parser(
+        "compare", help="runs side by side: metrics, differing parameters, overlaid curves"
+    )
+    runs_compare.add_argument("runs", nargs="+", metavar="RUN")
+    runs_compare.add_argument("--all", action="store_true", help="every parameter, not only "
+                              "those that differ")  # fmt: skip
+    runs_compare.add_argument("--json", action="store_true")
+    runs_compare.add_argument("--open", action="store_true", help="open the page in a browser")
+    runs_compare.set_defaults(handler=_cmd_runs_compare)
+    runs_index = runs_commands.add_parser(
+        "index", help="write a page of every run (metrics, key parameters, reports); print it"
+    )
+    runs_index.add_argument("--open", action="store_true", help="open it in a browser")
+    runs_index.set_defaults(handler=_cmd_runs_index)
 
     docker = commands.add_parser("docker", help="images for remote backends")
     docker_commands = docker.add_subparsers(dest="docker_command", required=True, metavar="COMMAND")

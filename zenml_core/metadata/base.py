@@ -54,6 +54,8 @@ class RunRecord:
     heartbeat: float | None = None
     #: the pipeline's steps in its order, with the parameters each was given (from the spec)
     parameters: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: step -> the steps whose outputs it takes (from the spec: known for steps never run)
+    upstream: dict[str, list[str]] = field(default_factory=dict)
 
     def steps_in_order(self) -> list[StepRecord]:
         """The steps in the pipeline's order (the spec's), then any the spec does not name;

@@ -713,16 +713,25 @@ def _run_record(context: Any) -> RunRecord:
         failure=_read(p, "failure", "string_value"),
         owner=_owner(_read(p, "owner", "string_value")),
         heartbeat=_seconds(_read(p, "heartbeat", "double_value")),
-        parameters=_parameters(_read(p, "spec", "string_value")),
+        **_pipeline_shape(_read(p, "spec", "string_value")),
     )
 
 
-def _parameters(spec_text: str) -> dict[str, dict[str, Any]]:
-    """step -> its parameters, in the pipeline's order, from a run's stored spec."""
+def _pipeline_shape(spec_text: str) -> dict[str, Any]:
+    """From a run's stored spec: step -> its parameters (in the pipeline's order), and
+    step -> the steps it takes inputs from."""
     try:
         steps = json.loads(spec_text)["pipeline"]["steps"] if spec_text else []
-        return {str(s["name"]): dict(s.get("params") or {}) for s in steps}
-    except (ValueError, KeyError, TypeError):  # an older or foreign spec: no order known
+        return {
+            "parameters": {str(s["name"]): dict(s.get("params") or {}) for s in steps},
+            "upstream": {
+                str(s["name"]): sorted(
+                    {str(i).split(".")[0] for i in (s.get("inputs") or {}).values()}
+                )
+                for s in steps
+            },
+        }
+    except (ValueError, KeyError, TypeError, AttributeError):  # an older or foreign spec
         return {}
 
 

@@ -49,6 +49,8 @@ class Evaluator(Step):
             "task": info["task"],
             "overall": _metrics(info, y, scores),
             "slices": {},
+            # what the report plots: ROC and confusion matrix, or residuals
+            "curves": _curves(info, y, scores),
         }
         for column in slices or []:
             values = raw[column].cast("string").to_numpy(zero_copy_only=False)
@@ -82,6 +84,56 @@ def _metrics(info: dict[str, Any], y: Any, scores: Any) -> dict[str, float]:
         return result
     predicted = scores.argmax(axis=-1)
     return {"examples": len(y), "accuracy": float((predicted == y).mean())}
+
+
+#: at most this many points of a ROC curve are kept (evenly spread over its thresholds)
+ROC_POINTS = 200
+
+
+def _curves(info: dict[str, Any], y: Any, scores: Any) -> dict[str, Any]:
+    import numpy as np
+
+    if len(y) == 0:
+        return {}
+    if info["task"] == "regression":
+        residuals = scores.reshape(-1) - y.astype(np.float64)
+        counts, edges = np.histogram(residuals, bins=30)
+        return {"residuals": {"edges": edges.tolist(), "counts": counts.tolist()}}
+    labels = [str(c) for c in (info.get("classes") or [])]
+    if scores.shape[-1] == 1:
+        probability = scores.reshape(-1)
+        predicted = (probability >= 0.5).astype(np.int64)
+        curves: dict[str, Any] = {"confusion": _confusion(y.astype(np.int64), predicted, 2, labels)}
+        roc = _roc(y.astype(np.int64), probability)
+        if roc is not None:
+            curves["roc"] = roc
+        return curves
+    count = scores.shape[-1]
+    return {"confusion": _confusion(y.astype(np.int64), scores.argmax(axis=-1), count, labels)}
+
+
+def _confusion(y: Any, predicted: Any, count: int, labels: list[str]) -> dict[str, Any]:
+    import numpy as np
+
+    matrix = np.zeros((count, count), dtype=np.int64)
+    np.add.at(matrix, (y.clip(0, count - 1), predicted.clip(0, count - 1)), 1)
+    names = labels if len(labels) == count else [str(i) for i in range(count)]
+    return {"labels": names, "matrix": matrix.tolist()}  # rows: true class; columns: predicted
+
+
+def _roc(y: Any, probability: Any) -> dict[str, list[float]] | None:
+    import numpy as np
+
+    positives, negatives = int((y == 1).sum()), int((y == 0).sum())
+    if positives == 0 or negatives == 0:
+        return None
+    order = np.argsort(-probability, kind="mergesort")
+    hits = y[order] == 1
+    tpr = np.concatenate([[0.0], np.cumsum(hits) / positives])
+    fpr = np.concatenate([[0.0], np.cumsum(~hits) / negatives])
+    keep = np.unique(np.linspace(0, len(tpr) - 1, min(ROC_POINTS, len(tpr))).astype(int))
+    return {"fpr": [round(float(v), 5) for v in fpr[keep]],
+            "tpr": [round(float(v), 5) for v in tpr[keep]]}  # fmt: skip
 
 
 def _auc(y: Any, probability: Any) -> float | None:
