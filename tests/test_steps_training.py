@@ -92,10 +92,19 @@ class _Page(HTMLParser):
         self.steps: list[str] = []
         self.split_tables: list[str] = []
         self.metric_rows = 0
+        self.edges: list[tuple[str, str]] = []
+        self.svgs = 0
+        self.links: list[str] = []
         self._in_metrics = False
 
     def handle_starttag(self, tag, attrs):
         attributes = dict(attrs)
+        if tag == "path" and attributes.get("class") == "edge":
+            self.edges.append((attributes["data-from"], attributes["data-to"]))
+        if tag == "svg":
+            self.svgs += 1
+        if tag == "a" and attributes.get("href"):
+            self.links.append(attributes["href"])
         if "id" in attributes:
             self.ids.add(attributes["id"])
             self._in_metrics = attributes["id"] == "metrics"
@@ -117,11 +126,26 @@ def test_run_report_renders_completely_in_chromium(quickstart_run, tmp_path):
     page = _Page()
     page.feed(chromium.dom(report))
     assert {"dag", "steps", "metrics", "summary"} <= page.ids
+    # the plots and what a data scientist looks for
+    plots = {"training", "roc", "confusion", "features", "class-balance", "drift"}
+    assert plots | {"parameters", "hyperparameters"} <= page.ids
+    assert page.svgs >= 1 + 1 + 2 + 6 + 1  # DAG, curves, ROC and confusion, 6 features, balance
     assert page.steps == ["completed"] * 5
+    assert sorted(page.edges) == sorted([
+        ("csv_source", "random_split"), ("random_split", "standard_preprocesser"),
+        ("standard_preprocesser", "tf_feed_forward_trainer"), ("random_split", "evaluator"),
+        ("standard_preprocesser", "evaluator"), ("tf_feed_forward_trainer", "evaluator"),
+    ])  # fmt: skip
+    for link in page.links:  # every artifact link leads to the artifact's folder
+        assert (report.parent / link).is_dir(), link
+    assert len(page.links) == 7
     assert sorted(page.split_tables) == ["eval", "train"]
     assert page.metric_rows == 1 + 1 + 3  # header, overall, one row per plan
-    shot = chromium.screenshot(report, tmp_path / "report.png")
-    assert shot.stat().st_size > 20_000  # a rendered page, not a blank one
+    assert chromium.console_messages(report) == []
+    size = report.stat().st_size
+    assert size < 600_000, size  # one self-contained page: about 200 kB for the quickstart
+    shot = chromium.screenshot(report, tmp_path / "report.png", size="1200,2600")
+    assert shot.stat().st_size > 100_000  # a rendered page with its plots, not a blank one
     # the CLI writes the report of the cached run and prints where it is
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
     cached_run = second.stdout.split("run ")[1].split(":")[0]
@@ -237,3 +261,75 @@ def test_validation_curves_never_come_from_the_evaluated_split(project, tmp_path
     # a tenth of the train split is held out for the val_ curves: trained on the rest
     assert info["trained_on"] == {"split": "train", "rows": train_rows - round(train_rows * 0.1)}
     assert len(info["history"]["val_accuracy"]) == 2
+
+
+def test_the_console_check_sees_a_page_s_errors(tmp_path):
+    probe = tmp_path / "probe.html"
+    probe.write_text("<!doctype html><p>x</p><script>console.error('probe-error')</script>")
+    assert any("probe-error" in line for line in chromium.console_messages(probe))
+
+
+def test_compare_and_index_pages_put_runs_side_by_side(quickstart_run, tmp_path):
+    project = quickstart_run[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
+    faster = EXAMPLES / "quickstart" / "pipeline.py"
+    script = tmp_path / "twenty.py"
+    script.write_text(
+        faster.read_text()
+        .replace("epochs=15", "epochs=20")
+        .replace("HERE = Path(__file__).parent", f"HERE = Path({str(faster.parent)!r})")
+    )
+    subprocess.run([sys.executable, str(script)], cwd=project, env=env, check=True,
+                   capture_output=True)  # fmt: skip
+
+    def zenml(*args):
+        command = [sys.executable, "-m", "zenml_core", *args]
+        done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    runs = [r["run_id"] for r in json.loads(zenml("runs", "list", "--json"))]
+    twenty, fifteen = runs[0], runs[-1]
+    shown = zenml("runs", "compare", twenty, fifteen)
+    rows = {line.split()[0]: line.split()[1:] for line in shown.splitlines()[2:] if line.strip()}
+    assert rows["tf_feed_forward_trainer.epochs"] == ["20", "15"]  # what tells them apart
+    assert "accuracy" in rows and "auc" in rows
+    compared = json.loads(zenml("runs", "compare", twenty, fifteen, "--json"))
+    assert compared["differing_parameters"] == ["tf_feed_forward_trainer.epochs"]
+    page = Path(shown.strip().splitlines()[-1])
+    parsed = _Page()
+    parsed.feed(chromium.dom(page))
+    assert {"comparison", "curves", "roc"} <= parsed.ids
+    assert [link.split("/")[-3] for link in parsed.links] == [twenty, fifteen]
+    assert all((page.parent / link).is_file() for link in parsed.links)
+    assert chromium.console_messages(page) == []
+    index = Path(zenml("runs", "index").strip())
+    listed = _Page()
+    listed.feed(chromium.dom(index))
+    assert "runs" in listed.ids and len(listed.links) == len(runs)
+    assert all((index.parent / link).is_file() for link in listed.links)  # reports written
+    assert "tf_feed_forward_trainer.epochs=20" in index.read_text()
+    chromium.screenshot(index, tmp_path / "index.png")
+
+
+def test_a_failed_run_s_report_shows_its_error_and_skipped_steps(project, tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(40)))
+    broken = TrainingPipeline("broken")
+    broken.add_datasource(CSVSource(path=str(csv), label="y"))
+    broken.add_split(RandomSplit(split_map={"train": 0.5, "eval": 0.5}))
+    broken.add_preprocesser(StandardPreprocesser(features=["no_such_column"]))
+    broken.add_trainer(TFFeedForwardTrainer(epochs=1))
+    broken.add_evaluator(Evaluator())
+    with pytest.raises(StepFailedError) as raised:
+        broken.run()
+    result = raised.value.result
+    uri = write_report(result.run_id, result.metadata_store, result.artifact_store)
+    report = Path(uri) / REPORT_FILE
+    page = _Page()
+    page.feed(chromium.dom(report))
+    assert "error" in page.ids
+    text = report.read_text()
+    assert "no_such_column" in text
+    assert page.steps == ["completed", "completed", "failed", "skipped", "skipped"]
+    assert "Skipped: tf_feed_forward_trainer, evaluator" in text

@@ -44,3 +44,9 @@ def dom(page: Path) -> str:
 def screenshot(page: Path, target: Path, size: str = "1100,1400") -> Path:
     _run(page, f"--window-size={size}", f"--screenshot={target}")
     return target
+
+
+def console_messages(page: Path) -> list[str]:
+    """What the page wrote to the browser console while it loaded (errors included)."""
+    done = _run(page, "--enable-logging=stderr", "--v=0", "--dump-dom")
+    return [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
