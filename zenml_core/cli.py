@@ -107,18 +107,9 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _progress_printer() -> Any:
-    marks = {
-        "start": "run",
-        "completed": "done",
-        "cached": "cached",
-        "failed": "FAILED",
-        "skipped": "skipped",
-    }
+    from zenml_core.progress import Printer
 
-    def show(event: str, step: str, detail: str) -> None:
-        print(f"  [{marks.get(event, event):>7}] {step:<28} {detail}", file=sys.stderr, flush=True)
-
-    return show
+    return Printer()
 
 
 def _report(result: Any) -> int:

@@ -9,10 +9,11 @@ in .zenml/; then an HTML report of the run. Run it again: every step comes from 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
+from zenml_core.progress import Printer
 from zenml_core.report import REPORT_FILE, write_report
+from zenml_core.runlog import log_path
 from zenml_core.steps import (
     CSVSource,
     Evaluator,
@@ -49,16 +50,14 @@ def build(
 
 
 def main() -> None:
-    def show(event: str, step: str, detail: str) -> None:
-        print(f"  [{event:>9}] {step:<24} {detail}", file=sys.stderr, flush=True)
-
-    result = build().run(progress=show)
+    result = build().run(progress=Printer())  # the look of `zenml run`
     report = write_report(result.run_id, result.metadata_store, result.artifact_store)
     metrics = result.load("evaluator")
     print(f"run {result.run_id}: {result.status}")
     print(f"  metadata:  {result.metadata_store.path}")  # type: ignore[attr-defined]
     print(f"  artifacts: {result.artifact_store.root}")
     print(f"  report:    {report}/{REPORT_FILE}")
+    print(f"  log:       {log_path(result.run_id)}")  # what the libraries said
     print(f"  eval:      {json.dumps(metrics['overall'])}")
     for plan, values in metrics["slices"]["plan"].items():
         print(f"    plan={plan:<9} {json.dumps(values)}")

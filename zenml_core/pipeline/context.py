@@ -42,6 +42,22 @@ class StepContext:
         for folder in self._made:
             shutil.rmtree(folder, ignore_errors=True)
 
+    def progress(self, done: int, total: int | None = None, unit: str = "", note: str = "") -> None:
+        """Say how far the step is (``ctx.progress(3, 15, "epochs", "loss 0.42")``): the run's
+        progress printer shows it, live on a terminal."""
+        from zenml_core import progress
+
+        progress.update(self.run_id, self.step, done, total, unit, note)
+
+    def count(self, amount: int, unit: str = "rows") -> None:
+        """Add to the step's running count. From a Beam job's transforms, call
+        ``zenml_core.progress.count(run_id, step, n)`` with this context's ``run_id`` and
+        ``step`` instead (strings pickle; a context need not): it is shown when the job runs
+        in this process (the in-memory runner)."""
+        from zenml_core import progress
+
+        progress.count(self.run_id, self.step, amount, unit)
+
     def beam_options(self, **overrides: Any) -> Any:
         """Beam ``PipelineOptions`` for this step, from its processing backend."""
         from apache_beam.options.pipeline_options import PipelineOptions

@@ -133,13 +133,16 @@ class Engine:
     # -- the run -------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
-        self.begin()
-        failure: BaseException | None = None
-        try:
-            self._schedule()
-        except BaseException as error:  # KeyboardInterrupt included: record, then re-raise
-            failure = error
-        result, raised = self.end(failure)
+        from zenml_core.runlog import quiet_libraries
+
+        with quiet_libraries(self.spec.run_id):  # libraries' notices go to the run's log
+            self.begin()
+            failure: BaseException | None = None
+            try:
+                self._schedule()
+            except BaseException as error:  # KeyboardInterrupt included: record, re-raise
+                failure = error
+            result, raised = self.end(failure)
         if raised is not None:
             raise raised
         return result
@@ -380,15 +383,18 @@ class Engine:
         """The step's code, run in this process, recording its outputs into ``outcome``."""
 
         def execute() -> None:
-            published = execute_step(
-                self.spec,
-                step_spec,
-                self.classes[step_spec.name],
-                inputs,
-                execution_id,
-                self.step_backend(step_spec),
-                self.artifacts,
-            )
+            from zenml_core import progress
+
+            with progress.bound(self.spec.run_id, step_spec.name, self.progress):
+                published = execute_step(
+                    self.spec,
+                    step_spec,
+                    self.classes[step_spec.name],
+                    inputs,
+                    execution_id,
+                    self.step_backend(step_spec),
+                    self.artifacts,
+                )
             outcome["outputs"] = self._complete(step_spec, execution_id, published)
 
         return execute

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from zenml_core import progress
 from zenml_core.artifacts.base import BaseArtifactStore
 from zenml_core.backends.request import Components, Progress, RunRequest, RunResult
 from zenml_core.distributed import is_chief
@@ -85,35 +86,41 @@ def run_spec_step(location: str, step: str, execution_id: int) -> None:
         raise PipelineError(f"Execution {execution_id} is not step {step!r} of run {spec.run_id}.")
     engine = Engine(RunRequest(spec, components, classes))
     backend = engine.step_backend(step_specs[step])
-    if not is_chief():
-        # a worker of a multi-machine step: it trains with the chief, the chief records; its
-        # failure fails the job (its exit code), which the submitting process records
-        execute_step(
-            spec,
-            step_specs[step],
-            classes[step],
-            records[0].inputs,
-            execution_id,
-            backend,
-            components.artifact_store,
-            publish=False,
-        )
-        return
-    try:
-        published = execute_step(
-            spec,
-            step_specs[step],
-            classes[step],
-            records[0].inputs,
-            execution_id,
-            backend,
-            components.artifact_store,
-        )
-        components.metadata_store.complete_step(spec.run_id, execution_id, published)
-    except Exception as error:
-        import traceback
+    # a step run here for another process: its progress goes to this process's output
+    from zenml_core.runlog import quiet_libraries
 
-        components.metadata_store.fail_step(
-            spec.run_id, execution_id, f"{type(error).__name__}: {error}\n{traceback.format_exc()}"
-        )
-        raise
+    with quiet_libraries(spec.run_id), progress.bound(spec.run_id, step, progress.Printer()):
+        if not is_chief():
+            # a worker of a multi-machine step: it trains with the chief, the chief records;
+            # its failure fails the job (its exit code), which the submitting process records
+            execute_step(
+                spec,
+                step_specs[step],
+                classes[step],
+                records[0].inputs,
+                execution_id,
+                backend,
+                components.artifact_store,
+                publish=False,
+            )
+            return
+        try:
+            published = execute_step(
+                spec,
+                step_specs[step],
+                classes[step],
+                records[0].inputs,
+                execution_id,
+                backend,
+                components.artifact_store,
+            )
+            components.metadata_store.complete_step(spec.run_id, execution_id, published)
+        except Exception as error:
+            import traceback
+
+            components.metadata_store.fail_step(
+                spec.run_id,
+                execution_id,
+                f"{type(error).__name__}: {error}\n{traceback.format_exc()}",
+            )
+            raise

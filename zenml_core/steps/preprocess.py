@@ -187,11 +187,16 @@ def _job(
     def summed(part: tuple[str, str, int]) -> Any:
         return accumulate.batch(_row_group(part, columns))
 
+    run_id, step = ctx.run_id, ctx.step
+
     def transformed(part: tuple[str, str, int], transform: dict[str, Any]) -> Any:
         import pyarrow.parquet as pq
 
+        from zenml_core import progress
+
         split, path, index = part
         table = _row_group(part, columns)
+        progress.count(run_id, step, table.num_rows)  # live where the job runs here
         # all-float features: dictionary encoding would only cost time
         pq.write_table(
             apply_transform(table, transform),

@@ -145,10 +145,15 @@ def _run(ctx: StepContext, data: Dataset, rule: Any) -> Dataset:
     schema = data.schema()
     names = rule.names
 
+    run_id, step = ctx.run_id, ctx.step  # strings: the transform is pickled for the job
+
     class AssignSplits(beam.DoFn):  # type: ignore[misc]
         def process(self, table: Any) -> Any:
             import pyarrow as pa
 
+            from zenml_core import progress
+
+            progress.count(run_id, step, table.num_rows)  # live where the job runs here
             splits = rule.assign(table)
             for index, name in enumerate(names):
                 mask = splits == index

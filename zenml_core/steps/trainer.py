@@ -103,8 +103,16 @@ class TFFeedForwardTrainer(Step):
         keras.utils.set_random_seed(seed)
         cluster = cluster_task()
         held_out = None if validation is None else (validation[0], validation[1].astype(np.float32))
+
+        def report(epoch: int, logs: dict[str, Any]) -> None:  # the run's progress line
+            shown = {k: v for k, v in logs.items() if k in ("loss", "val_loss", "accuracy")}
+            ctx.progress(
+                epoch, epochs, "epochs", " ".join(f"{k} {v:.4f}" for k, v in shown.items())
+            )
+
         if cluster is not None and cluster.trainers > 1:
             model, history = _fit_on_cluster(
+                report,
                 cluster, features, layers, classes, learning_rate,
                 (x_train, y_train.astype(np.float32)), held_out, epochs, batch_size, seed,
             )  # fmt: skip
@@ -117,6 +125,11 @@ class TFFeedForwardTrainer(Step):
                 epochs=epochs,
                 batch_size=batch_size,
                 verbose=0,
+                callbacks=[
+                    keras.callbacks.LambdaCallback(
+                        on_epoch_end=lambda epoch, logs: report(epoch + 1, logs or {})
+                    )
+                ],
             ).history
         out = ctx.output_dir()
         model.save(out / KERAS_FILE)
@@ -201,6 +214,7 @@ def _model(features: list[str], layers: list[int], classes: list[Any] | None, ra
 
 
 def _fit_on_cluster(
+    report: Any,
     cluster: Any,
     features: list[str],
     layers: list[int],
@@ -254,7 +268,7 @@ def _fit_on_cluster(
 
     steps = max(1, math.ceil(len(x) / batch_size))
     history: dict[str, list[float]] = {}
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
         for _ in range(steps):
             train_step()
         # every replica has the same weights: each scores the splits locally, as fit() would
@@ -262,6 +276,7 @@ def _fit_on_cluster(
         for prefix, (rows, labels) in scored:
             for name, value in _scores(model, classes, rows, labels).items():
                 history.setdefault(prefix + name, []).append(value)
+        report(epoch, {name: values[-1] for name, values in history.items()})
     return model, history
 
 
