@@ -212,7 +212,7 @@ def test_bad_trainer_parameters_and_slots(project, tmp_path):
         TFFeedForwardTrainer(validation_split="eval")
     with pytest.raises(ConfigError, match="validation_fraction"):
         TFFeedForwardTrainer(validation_fraction=1.0)
-    with pytest.raises(StepFailedError, match="cannot slice by"):
+    with pytest.raises(ConfigError, match="names 'colour', but the data has no such column"):
         pipeline = TrainingPipeline("slices")
         pipeline.add_datasource(CSVSource(path=str(csv)))
         pipeline.add_split(RandomSplit(split_map={"train": 0.5, "eval": 0.5}))
@@ -338,3 +338,25 @@ def test_a_failed_run_s_report_shows_its_error_and_skipped_steps(project, tmp_pa
     assert "no_such_column" in text
     assert page.steps == ["completed", "completed", "failed", "skipped", "skipped"]
     assert "Skipped: tf_feed_forward_trainer, evaluator" in text
+
+
+def test_columns_the_steps_name_are_checked_before_any_step_runs(project, tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("x,colour,y\n" + "".join(f"{i},c{i % 3},{i % 2}\n" for i in range(40)))
+    pipeline = TrainingPipeline("columns")
+    pipeline.add_datasource(CSVSource(path=str(csv), label="y"))
+    pipeline.add_split(RandomSplit(split_map={"train": 0.5, "eval": 0.5}))
+    pipeline.add_preprocesser(StandardPreprocesser(features=["x", "size"]))
+    pipeline.add_trainer(TFFeedForwardTrainer(epochs=1))
+    pipeline.add_evaluator(Evaluator(slices=["shade"]))
+    with pytest.raises(ConfigError) as raised:
+        pipeline.run()
+    message = str(raised.value)
+    assert "standard_preprocesser(features=...) names 'size'" in message
+    assert "evaluator(slices=...) names 'shade'" in message
+    assert "['x', 'colour', 'y']" in message
+    from zenml_core.kinds import KINDS
+    from zenml_core.repository import default_components
+
+    store = KINDS["metadata_store"][1].from_config(default_components()["metadata_store"])
+    assert store.list_runs("columns") == []  # nothing ran, nothing was recorded

@@ -3,12 +3,44 @@ wired for you; each slot takes any step with the same inputs and outputs."""
 
 from __future__ import annotations
 
-from zenml_core.exceptions import PipelineError
+from typing import Any
+
+from zenml_core.exceptions import ConfigError, PipelineError
 from zenml_core.pipeline.pipeline import Pipeline
 from zenml_core.pipeline.step import Step
 
 
 class TrainingPipeline(Pipeline):
+    def run(self, *args: Any, **kwargs: Any) -> Any:
+        """As ``Pipeline.run``; first, where the data source's columns can be known (a local
+        CSV's header), the columns the other steps name are checked, before any step runs."""
+        self.check_columns()
+        return super().run(*args, **kwargs)
+
+    def check_columns(self) -> None:
+        """``ConfigError`` for a label, feature, slice or split column the data lacks."""
+        slots: dict[str, Step] = self.__dict__.get("_slots", {})
+        columns = _source_columns(slots.get("datasource"))
+        if columns is None:
+            return
+        named: list[tuple[str, str, str]] = []  # (step, parameter, column)
+        for slot, parameters in (("split", ("column",)), ("preprocesser", ("label", "features")),
+                                 ("evaluator", ("slices",))):  # fmt: skip
+            step = slots.get(slot)
+            if step is None:
+                continue
+            for parameter in parameters:
+                value = step.params.get(parameter)
+                for column in [value] if isinstance(value, str) else value or []:
+                    named.append((step.name, parameter, column))
+        missing = [(s, p, c) for s, p, c in named if c not in columns]
+        if missing:
+            listed = "; ".join(f"{s}({p}=...) names {c!r}" for s, p, c in missing)
+            raise ConfigError(
+                f"{listed}, but the data has no such column: its columns are {columns}. "
+                "Nothing has run."
+            )
+
     def add_datasource(self, step: Step) -> Step:
         return self._slot("datasource", step, {})
 
@@ -52,3 +84,24 @@ class TrainingPipeline(Pipeline):
                 step.connect(**{argument: slots[upstream][output]})
         slots[slot] = self.add_step(step)
         return step
+
+
+def _source_columns(source: Step | None) -> list[str] | None:
+    """The columns a CSVSource will give, from its file's header, when it is a local file."""
+    from zenml_core.steps.csv_source import CSVSource
+
+    if not isinstance(source, CSVSource):
+        return None
+    path = source.params.get("path")
+    if not isinstance(path, str) or ("://" in path and not path.startswith("file://")):
+        return None
+    import csv
+    from pathlib import Path
+
+    file = Path(path.removeprefix("file://"))
+    if not file.is_file():
+        return None  # the step says so, with its own message
+    delimiter = source.params.get("delimiter", ",")
+    with file.open(newline="", encoding="utf-8", errors="replace") as handle:
+        header = next(csv.reader(handle, delimiter=delimiter), [])
+    return [name.strip() for name in header]
