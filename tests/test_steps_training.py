@@ -323,7 +323,7 @@ def test_a_failed_run_s_report_shows_its_error_and_skipped_steps(project, tmp_pa
     broken = TrainingPipeline("broken")
     broken.add_datasource(CSVSource(path=str(csv), label="y"))
     broken.add_split(RandomSplit(split_map={"train": 0.5, "eval": 0.5}))
-    broken.add_preprocesser(StandardPreprocesser(features=["no_such_column"]))
+    broken.add_preprocesser(StandardPreprocesser(label="x"))  # not the source's label
     broken.add_trainer(TFFeedForwardTrainer(epochs=1))
     broken.add_evaluator(Evaluator())
     with pytest.raises(StepFailedError) as raised:
@@ -335,7 +335,7 @@ def test_a_failed_run_s_report_shows_its_error_and_skipped_steps(project, tmp_pa
     page.feed(chromium.dom(report))
     assert "error" in page.ids
     text = report.read_text()
-    assert "no_such_column" in text
+    assert "the data source says its label is" in text
     assert page.steps == ["completed", "completed", "failed", "skipped", "skipped"]
     assert "Skipped: tf_feed_forward_trainer, evaluator" in text
 
