@@ -16,6 +16,7 @@ from zenml_core.artifacts.base import BaseArtifactStore
 from zenml_core.metadata.base import BaseMetadataStore, RunRecord
 from zenml_core.report import (
     REPORT_FILE,
+    STYLE,
     evaluations,
     models,
     relative_link,
@@ -198,15 +199,7 @@ def _report_link(run: RunRecord, artifacts: BaseArtifactStore, page_uri: str) ->
 def _page(title: str, body: str) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }}
-table {{ border-collapse: collapse; margin: 8px 0 20px; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-th {{ background: #f3f3f3; }}
-.plots {{ display: flex; flex-wrap: wrap; gap: 12px; }}
-.plots svg {{ height: auto; max-width: 100%; }}
-</style></head>
+<style>{STYLE}</style></head>
 <body><h1>{html.escape(title)}</h1>{body}</body></html>
 """
 

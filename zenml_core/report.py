@@ -26,6 +26,23 @@ STATE_COLOURS = {
 }
 
 
+#: the look of every page zenml writes (reports, comparisons, the index)
+STYLE = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
+table { border-collapse: collapse; margin: 8px 0 20px; }
+th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f3f3f3; }
+h2 small { color: #777; font-weight: normal; }
+.state { color: white; border-radius: 4px; padding: 1px 6px; }
+.plots { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }
+.plots svg { height: auto; max-width: 100%; }
+#error { border: 2px solid #c62828; background: #fdecea; padding: 8px 12px; margin: 12px 0; }
+#error pre { white-space: pre-wrap; margin: 4px 0; }
+td.error { color: #c62828; text-align: left; max-width: 40em; }
+"""
+
+
 def report_uri(run_id: str, artifacts: BaseArtifactStore) -> str:
     return artifacts.uri("runs", run_id, "report")
 
@@ -86,20 +103,7 @@ def render(run: RunRecord, artifacts: BaseArtifactStore) -> str:
     )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }}
-table {{ border-collapse: collapse; margin: 8px 0 20px; }}
-th, td {{ border: 1px solid #ccc; padding: 4px 8px; text-align: right; }}
-th:first-child, td:first-child {{ text-align: left; }}
-th {{ background: #f3f3f3; }}
-h2 small {{ color: #777; font-weight: normal; }}
-.state {{ color: white; border-radius: 4px; padding: 1px 6px; }}
-.plots {{ display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }}
-.plots svg {{ height: auto; max-width: 100%; }}
-#error {{ border: 2px solid #c62828; background: #fdecea; padding: 8px 12px; margin: 12px 0; }}
-#error pre {{ white-space: pre-wrap; margin: 4px 0; }}
-td.error {{ color: #c62828; text-align: left; max-width: 40em; }}
-</style></head>
+<style>{STYLE}</style></head>
 <body>
 <h1>{html.escape(title)}</h1>
 <p id="summary">Status <b>{html.escape(run.status)}</b> · orchestrator

@@ -90,20 +90,9 @@ def run_spec_step(location: str, step: str, execution_id: int) -> None:
     from zenml_core.runlog import quiet_libraries
 
     with quiet_libraries(spec.run_id), progress.bound(spec.run_id, step, progress.Printer()):
-        if not is_chief():
-            # a worker of a multi-machine step: it trains with the chief, the chief records;
-            # its failure fails the job (its exit code), which the submitting process records
-            execute_step(
-                spec,
-                step_specs[step],
-                classes[step],
-                records[0].inputs,
-                execution_id,
-                backend,
-                components.artifact_store,
-                publish=False,
-            )
-            return
+        # a worker of a multi-machine step trains with the chief and records nothing: its
+        # failure fails the job (its exit code), which the submitting process records
+        chief = is_chief()
         try:
             published = execute_step(
                 spec,
@@ -113,14 +102,17 @@ def run_spec_step(location: str, step: str, execution_id: int) -> None:
                 execution_id,
                 backend,
                 components.artifact_store,
+                publish=chief,
             )
-            components.metadata_store.complete_step(spec.run_id, execution_id, published)
+            if chief:
+                components.metadata_store.complete_step(spec.run_id, execution_id, published)
         except Exception as error:
             import traceback
 
-            components.metadata_store.fail_step(
-                spec.run_id,
-                execution_id,
-                f"{type(error).__name__}: {error}\n{traceback.format_exc()}",
-            )
+            if chief:
+                components.metadata_store.fail_step(
+                    spec.run_id,
+                    execution_id,
+                    f"{type(error).__name__}: {error}\n{traceback.format_exc()}",
+                )
             raise

@@ -15,7 +15,6 @@ import textwrap
 import pytest
 
 from zenml_core import Pipeline
-from zenml_core.backends.remote import FailureKind, InfrastructureFailure
 from zenml_core.exceptions import ConfigError, StepFailedError
 from zenml_core.testing import wait_until
 from zenml_gcaip.training import VertexTrainingBackend
@@ -109,15 +108,15 @@ def test_vertex_s_late_error_is_waited_for(project, stores, vertex_params, loopb
 
 
 @pytest.mark.parametrize(
-    ("fault", "kind", "words"),
+    ("fault", "words"),
     [
-        ("quota-at-create", FailureKind.QUOTA, "429 RESOURCE_EXHAUSTED"),
-        ("quota", FailureKind.QUOTA, "request more in the console"),
-        ("stockout", FailureKind.STOCKOUT, "Resources are insufficient"),
+        ("quota-at-create", "429 RESOURCE_EXHAUSTED"),
+        ("quota", "request more in the console"),
+        ("stockout", "Resources are insufficient"),
     ],
 )
 def test_quota_and_stockout_are_told_apart(
-    project, stores, vertex_params, loopback_google, fault, kind, words
+    project, stores, vertex_params, loopback_google, fault, words
 ):
     loopback_google.inject_vertex_fault(fault)
     with pytest.raises(StepFailedError) as raised:
@@ -125,11 +124,6 @@ def test_quota_and_stockout_are_told_apart(
     assert words in str(raised.value)
     record = _step(stores, f"vertex-{fault}", "train_mean")
     assert record.state == "failed" and words in record.error
-    failure = raised.value.__cause__ or raised.value.__context__
-    while failure is not None and not isinstance(failure, InfrastructureFailure):
-        failure = failure.__cause__ or failure.__context__
-    if failure is not None:  # where the engine keeps the typed failure, it is the right kind
-        assert failure.kind == kind
 
 
 def test_a_job_past_its_timeout_fails_as_a_deadline(project, stores, vertex_params):
