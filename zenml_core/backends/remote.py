@@ -215,6 +215,9 @@ class RemotePlatform(Protocol):
     #: True when workloads are processes of this machine: they run this interpreter
     #: (``command(..., local=True)``) and reach stores on this machine's disk
     local_processes: bool
+    #: optional, default False: the platform's state does not show when the work ended (a VM
+    #: stays RUNNING after its container exits), so the driver reads the run's own record
+    #: (``ends_by_record = True``)
 
     def check(self) -> None:
         """Reachable, credentials present... before anything is created (``ConfigError``)."""
@@ -290,8 +293,43 @@ class RemoteDriver:
 
     # -- a whole run ---------------------------------------------------------------------------
 
-    def run(self, request: RunRequest, workload: Callable[[list[str]], Workload]) -> RunResult:
-        """The whole run as one workload running ``request.command(...)``."""
+    def run(
+        self,
+        request: RunRequest,
+        workload: Callable[[list[str]], Workload],
+        preemption_retries: int = 0,
+    ) -> RunResult:
+        """The whole run as one workload running ``request.command(...)``. Work preempted
+        (a Spot VM taken back) is run again up to ``preemption_retries`` times, each attempt a
+        run of its own (``RUN-attempt2``...) whose finished steps come from the cache; every
+        attempt stays recorded, the preempted ones saying which run took over."""
+        attempt = 1
+        while True:
+            try:
+                return self._run_once(request, workload)
+            except InfrastructureFailure as error:
+                if error.kind != FailureKind.PREEMPTED or attempt > preemption_retries:
+                    raise
+                attempt += 1
+                retried = request.retried(f"{_base_run_id(request.spec.run_id)}-attempt{attempt}")
+                store = request.components.metadata_store
+                failed = store.get_run(request.spec.run_id)
+                store.end_run(
+                    request.spec.run_id,
+                    State.FAILED,
+                    f"{failed.error}; retried as run {retried.spec.run_id}",
+                    FailureKind.PREEMPTED,
+                )
+                print(
+                    f"zenml: run {request.spec.run_id} was preempted on {self.platform.where}; "
+                    f"attempt {attempt} of {preemption_retries + 1} as run "
+                    f"{retried.spec.run_id} (steps that finished come from the cache)"
+                )
+                request = retried
+
+    def _run_once(
+        self, request: RunRequest, workload: Callable[[list[str]], Workload]
+    ) -> RunResult:
         try:
             job, secrets = self._launch(request, _owner(request.spec.run_id), workload)
         except InfrastructureFailure as error:  # refused (permission, quota): say so in the run
@@ -300,8 +338,9 @@ class RemoteDriver:
         print(f"zenml: {job.id} created for run {request.spec.run_id} on {self.platform.where}")
         if not self.policy.wait:
             return request.submitted()
+        ended = _run_ended(request) if getattr(self.platform, "ends_by_record", False) else None
         try:
-            failure = self._wait_for(job)
+            failure = self._wait_for(job, ended)
         except KeyboardInterrupt:
             self._stop(job)
             request.record_failure(
@@ -309,8 +348,12 @@ class RemoteDriver:
                 FailureKind.INTERRUPTED,
             )
             raise
-        except JobNotFound:
-            failure = self._judge_vanished(job, _run_completed(request))
+        except JobNotFound:  # gone (a VM deletes itself at the end): the record tells
+            status = ended() if ended is not None else None
+            if status is not None:
+                failure = status.failure
+            else:
+                failure = self._judge_vanished(job, _run_completed(request))
         finally:
             self._cleanup(job)
             self._forget_secrets(secrets)
@@ -484,12 +527,19 @@ class RemoteDriver:
         workload.secret_env = {**workload.secret_env, **secrets}
         return _Job(workload, self._call(self.platform.submit, workload))
 
-    def _wait_for(self, job: _Job) -> Failure | None:
-        """Poll until the job ends; None if it succeeded, else why not."""
+    def _wait_for(
+        self, job: _Job, ended: Callable[[], JobStatus | None] | None = None
+    ) -> Failure | None:
+        """Poll until the job ends (or, with ``ended``, until its work's record says it
+        ended); None if it succeeded, else why not."""
         interval = self.policy.poll_seconds
         while True:
             before = (job.status, job.offset)
             status = self._look(job)
+            if status is None and ended is not None:
+                status = ended()
+                if status is not None:
+                    self._follow(job)  # what it printed last
             if status is not None:
                 return None if status.state == JobState.SUCCEEDED else self._explain(job, status)
             changed = (job.status, job.offset) != before
@@ -616,6 +666,30 @@ def _run_completed(request: RunRequest) -> Callable[[], bool]:
     return completed
 
 
+def _run_ended(request: RunRequest) -> Callable[[], JobStatus | None]:
+    """How the run's own record says it ended (None: not yet, or not begun)."""
+    from zenml_core.exceptions import MetadataStoreError
+
+    def ended() -> JobStatus | None:
+        try:
+            run = request.components.metadata_store.get_run(request.spec.run_id)
+        except MetadataStoreError:
+            return None
+        if run.status == State.COMPLETED:
+            return JobStatus(JobState.SUCCEEDED)
+        if run.status == State.FAILED:
+            return JobStatus(
+                JobState.FAILED, Failure(FailureKind.EXIT_CODE, run.error or "the run failed")
+            )
+        return None
+
+    return ended
+
+
+def _base_run_id(run_id: str) -> str:
+    return re.sub(r"-attempt\d+$", "", run_id)
+
+
 def _step_completed(step: StepRequest) -> Callable[[], bool]:
     def completed() -> bool:
         run = step.run.components.metadata_store.get_run(step.spec.run_id)
@@ -698,6 +772,8 @@ class RemoteOrchestrator(_RemoteBackend, BaseOrchestrator):
     per_step: bool = False
     #: steps running at once in per-step mode
     max_parallel: int = 4
+    #: whole runs preempted (Spot capacity taken back) are run again this many times
+    preemption_retries: int = 0
 
     @abc.abstractmethod
     def workload(
@@ -717,7 +793,11 @@ class RemoteOrchestrator(_RemoteBackend, BaseOrchestrator):
                     lambda step, command: self.workload(request, command, step),
                     self.max_parallel,
                 )
-            return driver.run(request, lambda command: self.workload(request, command, None))
+            return driver.run(
+                request,
+                lambda command: self.workload(request, command, None),
+                self.preemption_retries,
+            )
         finally:
             self.__dict__.pop("_remote_platform", None)
 

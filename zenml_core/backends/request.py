@@ -166,6 +166,13 @@ class RunRequest:
 
         return StepScheduler(self)
 
+    def retried(self, run_id: str) -> RunRequest:
+        """The same run again as the run ``run_id`` (a retry after preemption): steps that
+        finished before come from the cache."""
+        import dataclasses
+
+        return dataclasses.replace(self, spec=dataclasses.replace(self.spec, run_id=run_id))
+
     # -- elsewhere -----------------------------------------------------------------------------
 
     def publish_spec(self) -> str:

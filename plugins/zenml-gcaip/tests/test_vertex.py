@@ -79,7 +79,7 @@ def test_the_metadata_password_reaches_the_job_only_through_secret_manager(
     (job,) = _posted_jobs(loopback_google)
     assert canary not in json.dumps(job)
     command = job["jobSpec"]["workerPoolSpecs"][0]["containerSpec"]["command"]
-    assert command[:3] == ["python", "-m", "zenml_gcaip.secrets"]
+    assert command[:3] == ["python", "-m", "zenml_gcp.secrets"]
     reference = command[command.index("--secret") + 1]
     assert reference.startswith("ZENML_MYSQL_PASSWORD=projects/zenml-test/secrets/zenml-")
     assert not loopback_google.secrets  # deleted once the step ended

@@ -17,7 +17,6 @@ run starts.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import re
 import threading
@@ -39,23 +38,22 @@ from zenml_core.backends.remote import (
 )
 from zenml_core.exceptions import ConfigError
 from zenml_gcaip.machines import check_machine
-from zenml_gcaip.secrets import ENDPOINT_ENV
+from zenml_gcp import secrets
+from zenml_gcp.google import (
+    REGION,
+    RUN_LABEL,
+    SERVICE_ACCOUNT,
+    check_endpoint,
+    check_env,
+    check_labels,
+    check_project,
+    label_value,
+)
 
 if TYPE_CHECKING:
     from zenml_core.backends import StepRequest
 
-_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
-_REGION = re.compile(r"^[a-z]+(-[a-z]+)*\d+$")
-_LABEL_KEY = re.compile(r"^[a-z][-_a-z0-9]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[-_a-z0-9]{0,63}$")
-_SERVICE_ACCOUNT = re.compile(
-    r"^[a-z][-a-z0-9]{4,28}[a-z0-9]@[-a-z0-9.]+\.iam\.gserviceaccount\.com$"
-)
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SECRET_LIKE = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_KEY|PRIVATE_KEY", re.I)
 _BOOT_DISKS = ("pd-ssd", "pd-standard", "hyperdisk-balanced")
-#: the label every job (and secret) this backend creates carries, with the run's id
-RUN_LABEL = "zenml-run"
 
 
 @dataclass
@@ -103,12 +101,8 @@ class VertexTrainingBackend(RemoteTrainingBackend):
         from zenml_core.docker import check_image_reference
 
         what = type(self).__name__
-        if not isinstance(self.project, str) or not _PROJECT.match(self.project):
-            raise ConfigError(
-                f"{what}: project {self.project!r} is not a Google Cloud project id (6 to 30 "
-                "lowercase letters, digits or '-', starting with a letter): set project=."
-            )
-        if not isinstance(self.region, str) or not _REGION.match(self.region):
+        check_project(what, self.project)
+        if not isinstance(self.region, str) or not REGION.match(self.region):
             raise ConfigError(
                 f"{what}: region {self.region!r} is not a Google Cloud region: write e.g. "
                 "'us-central1' or 'europe-west4' (a region, not a zone such as 'us-central1-a')."
@@ -135,32 +129,13 @@ class VertexTrainingBackend(RemoteTrainingBackend):
             raise ConfigError(f"{what}: boot_disk_type must be one of {list(_BOOT_DISKS)}.")
         if not 100 <= self.boot_disk_size_gb <= 64000:
             raise ConfigError(f"{what}: boot_disk_size_gb must be 100 to 64000 (Vertex's range).")
-        if self.service_account is not None and not _SERVICE_ACCOUNT.match(self.service_account):
+        if self.service_account is not None and not SERVICE_ACCOUNT.match(self.service_account):
             raise ConfigError(
                 f"{what}: service_account {self.service_account!r} is not a service account "
                 "email (NAME@PROJECT.iam.gserviceaccount.com)."
             )
-        for key, value in self.labels.items():
-            if (
-                not _LABEL_KEY.match(key)
-                or not isinstance(value, str)
-                or not _LABEL_VALUE.match(value)
-            ):
-                raise ConfigError(
-                    f"{what}: label {key!r}: {value!r} is not a Google Cloud label: keys start "
-                    "with a lowercase letter; keys and values are at most 63 lowercase letters, "
-                    "digits, '-' or '_'."
-                )
-        if len(self.labels) > 60:
-            raise ConfigError(f"{what}: at most 60 labels (Google Cloud allows 64, we add some).")
-        for name in self.env:
-            if not _ENV_NAME.match(name):
-                raise ConfigError(f"{what}: {name!r} is not a valid environment variable name.")
-            if _SECRET_LIKE.search(name):
-                raise ConfigError(
-                    f"{what}: env {name!r} looks like a secret, and env values are written into "
-                    "the job's spec in clear text: store it in Secret Manager and read it there."
-                )
+        check_labels(what, self.labels)
+        check_env(what, self.env, "the job's spec")
         if self.timeout_seconds is not None and self.timeout_seconds < 1:
             raise ConfigError(
                 f"{what}: timeout_seconds must be positive, got {self.timeout_seconds}."
@@ -168,9 +143,7 @@ class VertexTrainingBackend(RemoteTrainingBackend):
         if self.poll_seconds <= 0 or self.error_wait_seconds < 0:
             raise ConfigError(f"{what}: poll_seconds must be positive, error_wait_seconds >= 0.")
         for name in ("api_endpoint", "logging_endpoint", "secret_manager_endpoint"):
-            value = getattr(self, name)
-            if value is not None and not re.match(r"^(https?://)?[-a-z0-9.]+(:\d+)?/?$", value):
-                raise ConfigError(f"{what}: {name} {value!r} is not a host[:port] or URL.")
+            check_endpoint(what, name, getattr(self, name))
 
     # -- the job ---------------------------------------------------------------------------
 
@@ -198,9 +171,9 @@ class VertexTrainingBackend(RemoteTrainingBackend):
             env=dict(self.env),
             labels={
                 **self.labels,
-                RUN_LABEL: _label_value(run_id),
-                "zenml-step": _label_value(step.step),
-                "zenml-pipeline": _label_value(step.spec.pipeline.name),
+                RUN_LABEL: label_value(run_id),
+                "zenml-step": label_value(step.step),
+                "zenml-pipeline": label_value(step.spec.pipeline.name),
             },
             deadline_seconds=self.timeout_seconds,
             run_id=run_id,
@@ -211,13 +184,10 @@ class VertexTrainingBackend(RemoteTrainingBackend):
         """The CustomJob resource (JSON field names of aiplatform v1) for a workload."""
         command = list(workload.command)
         if workload.secret_env:
-            wrapper = ["python", "-m", "zenml_gcaip.secrets"]
-            for key, ref in sorted(workload.secret_env.items()):
-                wrapper += ["--secret", f"{key}={ref.name}"]
-            command = [*wrapper, "--", *command]
+            command = [*secrets.wrapper(workload.secret_env), "--", *command]
         env = dict(workload.env)
         if workload.secret_env and self.secret_manager_endpoint:
-            env[ENDPOINT_ENV] = self.secret_manager_endpoint
+            env[secrets.ENDPOINT_ENV] = self.secret_manager_endpoint
         machine: dict[str, Any] = {"machine_type": self.machine_type}
         if self.accelerator_type:
             machine["accelerator_type"] = self.accelerator_type
@@ -296,7 +266,7 @@ class _VertexPlatform:
     @property
     def jobs(self) -> Any:
         if self._jobs is None:
-            from zenml_gcaip.google import credentials_for, quiet_google_imports
+            from zenml_gcp.google import credentials_for, quiet_google_imports
 
             with quiet_google_imports():
                 from google.api_core.client_options import ClientOptions
@@ -373,47 +343,12 @@ class _VertexPlatform:
             ) from None
 
     def store_secrets(self, name: str, values: dict[str, str]) -> dict[str, SecretRef]:
-        from zenml_gcaip.secrets import client
-
-        secrets = client(self.backend.secret_manager_endpoint)
-        run_id = name.partition("/")[0]
-        digest = hashlib.sha256(f"{name}/{time.time_ns()}".encode()).hexdigest()[:12]
-        refs = {}
-        try:
-            for key, value in sorted(values.items()):
-                secret_id = f"zenml-{digest}-{key.lower().replace('_', '-')}"[:255]
-                secret = secrets.create_secret(
-                    parent=f"projects/{self.backend.project}",
-                    secret_id=secret_id,
-                    secret={
-                        "replication": {"automatic": {}},
-                        "labels": {RUN_LABEL: _label_value(run_id)},
-                    },
-                )
-                refs[key] = SecretRef(secret.name, key)
-                version = secrets.add_secret_version(
-                    parent=secret.name, payload={"data": value.encode()}
-                )
-                refs[key] = SecretRef(version.name, key)
-        except Exception as error:
-            self.delete_secrets(refs)
-            raise InfrastructureFailure(
-                FailureKind.PERMISSION,
-                f"Could not keep the run's secrets in Secret Manager ({type(error).__name__}: "
-                f"{error}): the caller needs roles/secretmanager.admin on "
-                f"{self.backend.project}, and the Secret Manager API enabled.",
-            ) from None
-        return refs
+        return secrets.store(
+            self.backend.project, self.backend.secret_manager_endpoint, name, values
+        )
 
     def delete_secrets(self, refs: dict[str, SecretRef]) -> None:
-        from zenml_gcaip.secrets import client
-
-        if not refs:
-            return
-        secrets = client(self.backend.secret_manager_endpoint)
-        for name in sorted({ref.name.split("/versions/")[0] for ref in refs.values()}):
-            with contextlib.suppress(Exception):  # already gone
-                secrets.delete_secret(name=name)
+        secrets.delete(self.backend.secret_manager_endpoint, refs)
 
     def submit(self, workload: Workload) -> str:
         job = self._call(
@@ -532,7 +467,7 @@ class _VertexPlatform:
     def logs(self, job_id: str, offset: int) -> tuple[str, int]:
         """New lines of the job's replicas, from Cloud Logging (``resource.type="ml_job"``)."""
         if self._logging is None:
-            from zenml_gcaip.google import credentials_for, quiet_google_imports
+            from zenml_gcp.google import credentials_for, quiet_google_imports
 
             with quiet_google_imports():
                 from google.cloud import logging as cloud_logging
@@ -600,7 +535,3 @@ def _quota_message(platform: _VertexPlatform, error: Any) -> str:
         "Quotas, aiplatform.googleapis.com custom_model_training_*), or ask for fewer "
         "machines or accelerators."
     )
-
-
-def _label_value(text: str) -> str:
-    return re.sub(r"[^-_a-z0-9]+", "-", text.lower())[:63].strip("-") or "x"

@@ -3,4 +3,4 @@ from zenml_core.testing.conformance import PluginConformance
 
 class TestPluginDistribution(PluginConformance):
     distribution = "zenml-gcp"
-    backends: dict[str, list[str]] = {"artifact_store": ["gs"]}
+    backends: dict[str, list[str]] = {"orchestrator": ["gcp"], "artifact_store": ["gs"]}

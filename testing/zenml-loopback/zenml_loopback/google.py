@@ -4,11 +4,9 @@ asked to run.
 The real clients talk to it with ``ClientOptions(api_endpoint=service.url)``, the REST
 transport and ``AnonymousCredentials`` (see :meth:`LoopbackGoogleCloud.client_options`):
 
-- ``compute_v1.InstancesClient``: insert, get, list, delete, stop, get_serial_port_output,
-  and zone operations. A VM's workload is its ``gce-container-declaration`` metadata (the
-  Container-Optimized OS convention: ``spec.containers[0]`` with image, command, args, env); it
-  runs while the VM is RUNNING, its output is the serial port, and the VM is TERMINATED when it
-  ends (``loopback-gce: workload exited with code N`` is the serial port's last line).
+- ``compute_v1.InstancesClient`` and ``ZoneOperationsClient``: VMs that boot and run their
+  startup script, with a metadata server, operations that take a while, Spot, termination
+  actions, GPUs and filters as Compute Engine has them (:mod:`zenml_loopback.compute`).
 - ``aiplatform_v1.JobServiceClient``: create, get, list, cancel and delete custom jobs, the
   specs checked as Vertex checks them (:mod:`zenml_loopback.vertex`: machine types, accelerator
   pairs and counts, replica counts, container specs). Every replica of every worker pool runs,
@@ -29,8 +27,8 @@ transport and ``AnonymousCredentials`` (see :meth:`LoopbackGoogleCloud.client_op
   RUNNING, then DONE, FAILED (the worker's last output as an error message) or CANCELLED.
 
 Faults on demand: :meth:`inject_vertex_fault` (quota at create or later, stockout),
-:meth:`preempt` (a preemptible VM taken back, recorded as a ``compute.instances.preempted``
-zone operation, as Compute Engine does), :meth:`fail_requests` (429, 500, 403... in Google's
+:meth:`inject_compute_fault` (stockout per zone, quota), :meth:`preempt` (a Spot VM taken back,
+recorded as a ``compute.instances.preempted`` zone operation, as Compute Engine does), :meth:`fail_requests` (429, 500, 403... in Google's
 error format), and cancelling a job through the API.
 """
 
@@ -45,6 +43,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from zenml_loopback.compute import ComputeEngine, ComputeError
 from zenml_loopback.listeners import preload_library
 from zenml_loopback.service import LoopbackService
 from zenml_loopback.workloads import ImageNotFound, Runner, Running, SubprocessRunner, Workload
@@ -52,6 +51,8 @@ from zenml_loopback.workloads import ImageNotFound, Runner, Running, SubprocessR
 _COMPUTE = re.compile(
     r"^/compute/v1/projects/([^/]+)/zones/([^/]+)/(instances|operations)(?:/([^/:]+))?(?:/([a-zA-Z]+))?$"
 )
+_AGGREGATED = re.compile(r"^/compute/v1/projects/([^/]+)/aggregated/instances$")
+_VM_CALL = re.compile(r"^/loopback/vm/([-a-z]+)$")
 _VERTEX = re.compile(
     r"^/v1/projects/([^/]+)/locations/([^/]+)/customJobs(?:/([^/:]+))?(?::(cancel))?$"
 )
@@ -91,7 +92,7 @@ class _Execution:
     stopped_because: str | None = None  # preempted, deleted, stopped, cancelled
 
 
-class LoopbackGoogleCloud(LoopbackService):
+class LoopbackGoogleCloud(ComputeEngine, LoopbackService):
     """``with LoopbackGoogleCloud(runner) as cloud:`` Compute Engine, Vertex AI at ``cloud.url``."""
 
     title = "Google Cloud emulator"
@@ -102,8 +103,6 @@ class LoopbackGoogleCloud(LoopbackService):
         self.dataflow_worker_image = dataflow_worker_image
         self.dataflow_jobs: dict[str, dict[str, Any]] = {}  # job id -> job
         self.dataflow_messages: dict[str, list[dict[str, Any]]] = {}  # job id -> messages
-        self.instances: dict[tuple[str, str, str], dict[str, Any]] = {}  # (project, zone, name)
-        self.zone_operations: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self.custom_jobs: dict[str, dict[str, Any]] = {}  # full resource name -> job
         #: seconds a custom job stays QUEUED, and its error comes after its FAILED state
         self.vertex_queue_seconds = 0.2
@@ -116,6 +115,7 @@ class LoopbackGoogleCloud(LoopbackService):
         self._faults: list[list[Any]] = []  # [method, path regex, status, answers left]
         self._seen: list[tuple[str, str, Any]] = []
         self._ids = itertools.count(1000)
+        self._compute_init()
 
     @contextlib.asynccontextmanager
     async def serving(self) -> AsyncIterator[None]:
@@ -126,9 +126,11 @@ class LoopbackGoogleCloud(LoopbackService):
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        self._site_runner = runner  # VMs' metadata servers are sites of it, on ports of their own
         try:
             yield
         finally:
+            self._compute_close()
             await runner.cleanup()
 
     # -- for clients and tests -------------------------------------------------------------
@@ -153,41 +155,35 @@ class LoopbackGoogleCloud(LoopbackService):
             lambda: self._faults.append([method.upper(), re.compile(path_pattern), status, times])
         )
 
-    def preempt(self, project: str, zone: str, name: str) -> None:
-        """Take a running preemptible VM back: its workload is killed, the VM TERMINATED."""
-
-        def take_back() -> None:
-            instance = self.instances[(project, zone, name)]
-            if not instance.get("scheduling", {}).get("preemptible"):
-                raise ValueError(f"instance {name} is not preemptible")
-            execution = self._executions.get(instance["selfLink"])
-            if execution is not None and execution.running is not None:
-                execution.stopped_because = "preempted"
-                execution.running.kill()
-            self._operation(project, zone, "compute.instances.preempted", instance)
-
-        self.call(take_back)
-
     def output(self, name: str) -> str:
-        """What a VM's (selfLink) or a job's (resource name) workload printed; for an ended
-        VM workload, a last line with its exit code."""
+        """What a job's workload (its resource name) printed; for a VM (its selfLink), its
+        serial port."""
+        for key, instance in self.instances.items():
+            if instance["selfLink"] == name and key in self._vms:
+                return self._vms[key].serial.read(0)[0]
         execution = self._executions.get(name)
         if execution is None:  # a custom job: its replicas' output, pool 0 first
             replicas = sorted(k for k in self._executions if k.startswith(name + "/"))
             return "".join(self.output(k) for k in replicas)
         if execution.running is None:
             return ""
-        text = execution.running.output()
-        if name.startswith(self.url) and execution.exit_code is not None:
-            text += f"loopback-gce: workload exited with code {execution.exit_code}\n"
-        return text
+        return execution.running.output()
 
     # -- HTTP -------------------------------------------------------------------------------
 
     async def _handle(self, request: Any) -> Any:
         from aiohttp import web
 
+        metadata_vm = self._metadata_ports.get(request.transport.get_extra_info("sockname")[1])
+        if metadata_vm is not None:  # a VM's metadata server
+            status, text = self._metadata(metadata_vm, request.path, request.headers)
+            return web.Response(status=status, text=text, headers={"Metadata-Flavor": "Google"})
         body = await request.json() if request.can_read_body else None
+        if match := _VM_CALL.match(request.path):  # a VM's shims, not the public API
+            try:
+                return web.json_response(await self._vm_call(match[1], body or {}))
+            except ComputeError as error:
+                return _error(error.status, error.message)
         self._seen.append((request.method, request.path, body))
         for fault in self._faults:
             if fault[0] == request.method and fault[1].search(request.path) and fault[3] > 0:
@@ -195,7 +191,11 @@ class LoopbackGoogleCloud(LoopbackService):
                 return _error(fault[2], f"injected fault: {fault[2]}")
         try:
             if match := _COMPUTE.match(request.path):
-                return await self._compute(request.method, body, *match.groups())
+                return web.json_response(
+                    await self._compute(request.method, body, request.query, *match.groups())
+                )
+            if match := _AGGREGATED.match(request.path):
+                return web.json_response(self._aggregated(match[1], request.query))
             if match := _VERTEX.match(request.path):
                 return await self._vertex(request.method, body, *match.groups())
             if match := _DATAFLOW.match(request.path):
@@ -206,113 +206,9 @@ class LoopbackGoogleCloud(LoopbackService):
                 return await self._secrets(request.method, body, request.query, *match.groups())
         except _ApiError as error:
             return _error(error.status, error.message)
+        except ComputeError as error:
+            return _error(error.status, error.message, error.reason)
         return web.json_response({"error": {"code": 404, "message": "no such method"}}, status=404)
-
-    # -- Compute Engine ---------------------------------------------------------------------
-
-    async def _compute(
-        self,
-        method: str,
-        body: Any,
-        project: str,
-        zone: str,
-        collection: str,
-        name: str | None,
-        verb: str | None,
-    ) -> Any:
-        from aiohttp import web
-
-        if collection == "operations":
-            operations = self.zone_operations.get((project, zone), [])
-            if name is None:
-                return web.json_response({"items": operations})
-            for operation in operations:
-                if operation["name"] == name:
-                    return web.json_response(operation)
-            raise _ApiError(404, f"operation {name} not found")
-        key = (project, zone, name or "")
-        if method == "POST" and name is None:
-            return web.json_response(self._insert(project, zone, body or {}))
-        if method == "GET" and name is None:
-            items = [i for (p, z, _), i in self.instances.items() if (p, z) == (project, zone)]
-            return web.json_response({"items": items})
-        if key not in self.instances:
-            raise _ApiError(
-                404,
-                f"The resource 'projects/{project}/zones/{zone}/instances/{name}' was not found",
-            )
-        instance = self.instances[key]
-        if method == "GET" and verb is None:
-            return web.json_response(instance)
-        if method == "GET" and verb == "serialPort":
-            return web.json_response({"contents": self.output(instance["selfLink"]), "start": "0"})
-        if method == "DELETE" or (method == "POST" and verb == "stop"):
-            self._stop_workload(
-                instance["selfLink"], "deleted" if method == "DELETE" else "stopped"
-            )
-            instance["status"] = "TERMINATED"
-            if method == "DELETE":
-                del self.instances[key]
-            kind = "delete" if method == "DELETE" else "stop"
-            return web.json_response(self._operation(project, zone, kind, instance))
-        raise _ApiError(400, f"{method} {verb or ''} is not supported here")
-
-    def _insert(self, project: str, zone: str, body: dict[str, Any]) -> dict[str, Any]:
-        name = body.get("name")
-        if not name or not re.fullmatch(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", name):
-            raise _ApiError(400, f"Invalid value for field 'resource.name': '{name}'")
-        if (project, zone, name) in self.instances:
-            raise _ApiError(
-                409,
-                f"The resource 'projects/{project}/zones/{zone}/instances/{name}' already exists",
-            )
-        link = f"{self.url}/compute/v1/projects/{project}/zones/{zone}/instances/{name}"
-        instance = {
-            **body,
-            "id": str(next(self._ids)),
-            "kind": "compute#instance",
-            "status": "PROVISIONING",
-            "zone": f"{self.url}/compute/v1/projects/{project}/zones/{zone}",
-            "selfLink": link,
-            "creationTimestamp": _now(),
-        }
-        self.instances[(project, zone, name)] = instance
-        declaration = _container_declaration(body)
-        if declaration is None:
-            instance["status"] = "RUNNING"  # a VM with nothing declared just runs
-        else:
-            workload = _container_workload(declaration.get("image", ""), declaration)
-            asyncio.get_running_loop().create_task(self._run_vm(instance, workload))
-        return self._operation(project, zone, "insert", instance)
-
-    async def _run_vm(self, instance: dict[str, Any], workload: Workload) -> None:
-        execution = self._executions[instance["selfLink"]] = _Execution()
-        instance["status"] = "STAGING"
-        code = await self._execute(execution, workload)
-        if code is None:  # the image could not be pulled: the VM runs, the container never does
-            instance["status"] = "RUNNING"
-            return
-        instance["status"] = "TERMINATED"
-        instance["lastStopTimestamp"] = _now()
-
-    def _operation(
-        self, project: str, zone: str, kind: str, instance: dict[str, Any]
-    ) -> dict[str, Any]:
-        operation = {
-            "kind": "compute#operation",
-            "id": str(next(self._ids)),
-            "name": f"operation-{next(self._ids)}",
-            "operationType": kind,
-            "status": "DONE",
-            "progress": 100,
-            "targetLink": instance["selfLink"],
-            "targetId": instance["id"],
-            "zone": instance["zone"],
-            "insertTime": _now(),
-            "endTime": _now(),
-        }
-        self.zone_operations.setdefault((project, zone), []).append(operation)
-        return operation
 
     # -- Vertex AI --------------------------------------------------------------------------
 
@@ -738,9 +634,6 @@ class LoopbackGoogleCloud(LoopbackService):
         self.workloads.append(execution.running)
         if on_start is not None:
             on_start()
-        for link, instance in ((i["selfLink"], i) for i in self.instances.values()):
-            if self._executions.get(link) is execution:
-                instance["status"] = "RUNNING"
         code, _ = await loop.run_in_executor(None, execution.running.wait)
         execution.exit_code = code
         execution.done.set()
@@ -762,7 +655,7 @@ class _ApiError(Exception):
         self.message = message
 
 
-def _error(status: int, message: str) -> Any:
+def _error(status: int, message: str, reason: str = "loopback") -> Any:
     """An error as Google's REST APIs send it (the clients raise the matching exception)."""
     from aiohttp import web
 
@@ -772,7 +665,7 @@ def _error(status: int, message: str) -> Any:
                 "code": status,
                 "message": message,
                 "status": _STATUS_NAMES.get(status, "UNKNOWN"),
-                "errors": [{"message": message, "domain": "global", "reason": "loopback"}],
+                "errors": [{"message": message, "domain": "global", "reason": reason}],
             }
         },
         status=status,
@@ -786,16 +679,3 @@ def _container_workload(image: str, spec: dict[str, Any]) -> Workload:
         command=[*spec.get("command", []), *spec.get("args", [])],
         env={e["name"]: str(e.get("value", "")) for e in spec.get("env", [])},
     )
-
-
-def _container_declaration(instance: dict[str, Any]) -> dict[str, Any] | None:
-    import yaml
-
-    for item in instance.get("metadata", {}).get("items", []):
-        if item.get("key") == "gce-container-declaration":
-            spec = yaml.safe_load(item.get("value") or "") or {}
-            containers = spec.get("spec", {}).get("containers") or []
-            if not containers:
-                raise _ApiError(400, "gce-container-declaration declares no container")
-            return dict(containers[0])
-    return None
