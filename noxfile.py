@@ -25,6 +25,7 @@ nox.options.sessions = ["lint", "typecheck", "core", "plugin", "loopback", "all"
 # What a plugin's tests need from this repository beyond the core and the plugin itself.
 # (both store to gs://; the Vertex tests train the standard trainer with TensorFlow)
 PLUGIN_NEEDS = {
+    "zenml-gcp": [".[testing,tensorflow]"],  # the quickstart example trains with TensorFlow
     "zenml-k8s": ["./plugins/zenml-gcp"],
     "zenml-gcaip": ["./plugins/zenml-gcp", ".[testing,tensorflow]"],
 }
@@ -111,6 +112,7 @@ def e2e(session: nox.Session) -> None:
         "--import-mode=importlib",
         "tests/e2e",
         "plugins/zenml-k8s/tests",
+        "plugins/zenml-gcp/tests",
         "plugins/zenml-gcaip/tests",
         *session.posargs,
         env=env,
@@ -122,10 +124,15 @@ def live(session: nox.Session) -> None:
     """The remote backends' tests against real clouds (not part of ./dev test). Each plugin's
     tests read their ZENML_LIVE_* variables and skip, saying which are missing, without them."""
     _install(session, ".[test]", f"{LOOPBACK}[test]", *(f"./plugins/{p}[test]" for p in PLUGINS))
-    env = {**TEST_ENV, "ZENML_LIVE_K8S": "1"}
+    env = {**TEST_ENV, "ZENML_LIVE_K8S": "1", "ZENML_LIVE_GCP": "1"}
     env.pop("NO_GCE_CHECK")  # real credentials may come from the metadata server
     session.run(
-        "pytest", "--import-mode=importlib", "plugins/zenml-k8s/tests", *session.posargs, env=env
+        "pytest",
+        "--import-mode=importlib",
+        "plugins/zenml-k8s/tests",
+        "plugins/zenml-gcp/tests",
+        *session.posargs,
+        env=env,
     )
 
 

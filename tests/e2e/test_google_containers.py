@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import yaml
-
 from zenml_core.testing import wait_until
 from zenml_loopback.fixtures import WORKLOAD_IMAGE
 
@@ -36,7 +34,7 @@ def test_a_custom_job_runs_in_a_container_of_our_image(loopback_google, monkeypa
     assert loopback_google.output(job.name).split()[0] == "/opt/zenml/bin/python"
 
 
-def test_a_preempted_vm_kills_its_container(loopback_google, monkeypatch):
+def test_a_vm_s_startup_script_runs_our_image_and_preemption_kills_it(loopback_google, monkeypatch):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import compute_v1
 
@@ -46,23 +44,28 @@ def test_a_preempted_vm_kills_its_container(loopback_google, monkeypatch):
         transport="rest",
         client_options=loopback_google.client_options(),
     )
-    declaration = {"spec": {"containers": [{
-        "image": WORKLOAD_IMAGE, "command": ["python", "-c"],
-        "args": ["import time; print('up', flush=True); time.sleep(300)"],
-    }]}}  # fmt: skip
+    program = "import sys, time; print('up in', sys.executable, flush=True); time.sleep(300)"
+    script = f"#!/bin/bash\ndocker run --rm --network host {WORKLOAD_IMAGE} python -c \"{program}\"\n"
     instances.insert(
         project="p",
         zone="europe-west1-b",
         instance_resource={
             "name": "spot",
-            "metadata": {"items": [
-                {"key": "gce-container-declaration", "value": yaml.safe_dump(declaration)}
-            ]},
-            "scheduling": {"preemptible": True},
+            "machine_type": "zones/europe-west1-b/machineTypes/e2-medium",
+            "disks": [{"boot": True, "initialize_params": {
+                "source_image": "projects/cos-cloud/global/images/family/cos-stable"}}],
+            "network_interfaces": [{"network": "global/networks/default"}],
+            "metadata": {"items": [{"key": "startup-script", "value": script}]},
+            "scheduling": {"provisioning_model": "SPOT", "on_host_maintenance": "TERMINATE",
+                           "instance_termination_action": "STOP"},
         },
     )  # fmt: skip
-    link = instances.get(project="p", zone="europe-west1-b", instance="spot").self_link
-    wait_until(lambda: "up" in loopback_google.output(link), timeout=120)
+    wait_until(lambda: "up in" in loopback_google.serial_output("p", "europe-west1-b", "spot"),
+               timeout=120)  # fmt: skip
+    assert "up in /opt/zenml/bin/python" in loopback_google.serial_output(
+        "p", "europe-west1-b", "spot"
+    )
+    container = loopback_google.workloads[-1]
     loopback_google.preempt("p", "europe-west1-b", "spot")
     wait_until(
         lambda: (
@@ -71,4 +74,4 @@ def test_a_preempted_vm_kills_its_container(loopback_google, monkeypatch):
         ),
         timeout=120,
     )
-    assert loopback_google.output(link).endswith("workload exited with code 137\n")
+    assert container.wait()[0] != 0  # the container was killed with the VM

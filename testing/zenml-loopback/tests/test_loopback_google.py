@@ -1,4 +1,4 @@
-"""The loopback Compute Engine and Vertex AI, through the real google-cloud clients (REST):
+"""The loopback Vertex AI, Cloud Logging and Secret Manager, through the real google-cloud clients (REST):
 what they run, what they report, and the faults they inject."""
 
 from __future__ import annotations
@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
 
 from zenml_core.testing import wait_until
 from zenml_loopback.google import LoopbackGoogleCloud
@@ -24,16 +23,6 @@ def cloud(monkeypatch):
 
 
 @pytest.fixture
-def instances(cloud):
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import compute_v1
-
-    return compute_v1.InstancesClient(
-        credentials=AnonymousCredentials(), transport="rest", client_options=cloud.client_options()
-    )
-
-
-@pytest.fixture
 def jobs(cloud):
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import aiplatform_v1
@@ -41,84 +30,6 @@ def jobs(cloud):
     return aiplatform_v1.JobServiceClient(
         credentials=AnonymousCredentials(), transport="rest", client_options=cloud.client_options()
     )
-
-
-def _vm(name, script, preemptible=False, image=IMAGE):
-    declaration = {"spec": {"containers": [{
-        "image": image, "command": ["python"], "args": ["-c", script],
-        "env": [{"name": "GREETING", "value": "hello"}],
-    }], "restartPolicy": "Never"}}  # fmt: skip
-    return {
-        "name": name,
-        "machine_type": f"zones/{ZONE}/machineTypes/e2-medium",
-        "metadata": {
-            "items": [{"key": "gce-container-declaration", "value": yaml.safe_dump(declaration)}]
-        },
-        "scheduling": {"preemptible": preemptible},
-    }
-
-
-def test_a_vm_runs_its_declared_container_and_terminates(instances):
-    script = "import os; print(os.environ['GREETING'], 'from the VM')"
-    operation = instances.insert(project=PROJECT, zone=ZONE, instance_resource=_vm("vm-ok", script))
-    assert operation.name.startswith("operation-")
-    wait_until(
-        lambda: instances.get(project=PROJECT, zone=ZONE, instance="vm-ok").status == "TERMINATED"
-    )
-    serial = instances.get_serial_port_output(project=PROJECT, zone=ZONE, instance="vm-ok").contents
-    assert serial.splitlines() == ["hello from the VM", "loopback-gce: workload exited with code 0"]
-    listed = [i.name for i in instances.list(project=PROJECT, zone=ZONE)]
-    assert listed == ["vm-ok"]
-    instances.delete(project=PROJECT, zone=ZONE, instance="vm-ok")
-    assert [i.name for i in instances.list(project=PROJECT, zone=ZONE)] == []
-
-
-def test_a_preempted_vm_is_terminated_and_says_so(cloud, instances):
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import compute_v1
-
-    vm = _vm(
-        "vm-spot", "import time; print('working', flush=True); time.sleep(60)", preemptible=True
-    )
-    instances.insert(project=PROJECT, zone=ZONE, instance_resource=vm)
-    wait_until(
-        lambda: (
-            "working"
-            in cloud.output(instances.get(project=PROJECT, zone=ZONE, instance="vm-spot").self_link)
-        )
-    )
-    cloud.preempt(PROJECT, ZONE, "vm-spot")
-    wait_until(
-        lambda: instances.get(project=PROJECT, zone=ZONE, instance="vm-spot").status == "TERMINATED"
-    )
-    operations = compute_v1.ZoneOperationsClient(
-        credentials=AnonymousCredentials(),
-        transport="rest",
-        client_options=cloud.client_options(),
-    ).list(project=PROJECT, zone=ZONE)
-    assert "compute.instances.preempted" in [o.operation_type for o in operations]
-    serial = instances.get_serial_port_output(
-        project=PROJECT, zone=ZONE, instance="vm-spot"
-    ).contents
-    assert serial.endswith("workload exited with code 137\n")
-
-
-def test_compute_errors_reach_the_client_as_its_own_exceptions(cloud, instances):
-    from google.api_core import exceptions
-
-    with pytest.raises(exceptions.NotFound):
-        instances.get(project=PROJECT, zone=ZONE, instance="absent")
-    cloud.fail_requests("POST", r"/instances$", 403)
-    with pytest.raises(exceptions.Forbidden):
-        instances.insert(project=PROJECT, zone=ZONE, instance_resource=_vm("vm-no", "pass"))
-    assert [i.name for i in instances.list(project=PROJECT, zone=ZONE)] == []  # nothing made
-    cloud.fail_requests("GET", r"/instances/vm-ok$", 429)
-    instances.insert(project=PROJECT, zone=ZONE, instance_resource=_vm("vm-ok", "pass"))
-    with pytest.raises(exceptions.TooManyRequests):
-        instances.get(project=PROJECT, zone=ZONE, instance="vm-ok")
-    assert instances.get(project=PROJECT, zone=ZONE, instance="vm-ok").name == "vm-ok"
-    with pytest.raises(exceptions.Conflict):
-        instances.insert(project=PROJECT, zone=ZONE, instance_resource=_vm("vm-ok", "pass"))
 
 
 def _custom_job(script, image=IMAGE):

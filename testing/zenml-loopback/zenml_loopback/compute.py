@@ -219,9 +219,9 @@ class ComputeEngine:
             return {"kind": "compute#serialPortOutput", "contents": contents,
                     "start": str(start), "next": str(after), "selfLink": instance["selfLink"]}  # fmt: skip
         if method == "DELETE":
-            return self._delete(key)
+            return self._delete_instance(key)
         if method == "POST" and verb == "stop":
-            return self._stop(key)
+            return self._stop_instance(key)
         if method == "POST" and verb == "start":
             return self._start_instance(key)
         raise ComputeError(400, f"{method} {verb or ''} is not supported here")
@@ -290,7 +290,7 @@ class ComputeEngine:
                 return fault
         return None
 
-    def _delete(self, key: tuple[str, str, str]) -> dict[str, Any]:
+    def _delete_instance(self, key: tuple[str, str, str]) -> dict[str, Any]:
         instance = self.instances[key]
         instance["status"] = "STOPPING"
         vm = self._vms.pop(key, None)
@@ -306,7 +306,7 @@ class ComputeEngine:
         asyncio.get_running_loop().call_later(self.operation_seconds, gone)
         return operation
 
-    def _stop(self, key: tuple[str, str, str]) -> dict[str, Any]:
+    def _stop_instance(self, key: tuple[str, str, str]) -> dict[str, Any]:
         instance = self.instances[key]
         instance["status"] = "STOPPING"
         vm = self._vms[key]
