@@ -45,7 +45,7 @@ def test_a_vm_s_startup_script_runs_our_image_and_preemption_kills_it(loopback_g
         client_options=loopback_google.client_options(),
     )
     program = "import sys, time; print('up in', sys.executable, flush=True); time.sleep(300)"
-    script = f"#!/bin/bash\ndocker run --rm --network host {WORKLOAD_IMAGE} python -c \"{program}\"\n"
+    script = f'#!/bin/bash\ndocker run --rm --network host {WORKLOAD_IMAGE} python -c "{program}"\n'
     instances.insert(
         project="p",
         zone="europe-west1-b",

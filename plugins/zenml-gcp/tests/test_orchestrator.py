@@ -36,13 +36,19 @@ class TestGCPOrchestrator(OrchestratorConformance):
         ({"fallback_zones": ["nowhere"]}, "not a Compute Engine zone"),
         ({"machine_type": "huge"}, "machine type"),
         ({"image": "Trainer:1.0"}, "not a valid image reference"),
-        ({"gpu_type": "nvidia-tesla-t4", "gpu_count": 1, "machine_type": "e2-standard-4"},
-         "N1 machines only"),  # fmt: skip
+        (
+            {"gpu_type": "nvidia-tesla-t4", "gpu_count": 1, "machine_type": "e2-standard-4"},
+            "N1 machines only",
+        ),  # fmt: skip
         ({"gpu_type": "nvidia-tesla-t4"}, "set together"),
-        ({"gpu_type": "nvidia-l4", "gpu_count": 1, "machine_type": "g2-standard-8"},
-         "comes with its own GPUs"),  # fmt: skip
-        ({"gpu_type": "nvidia-tesla-k80", "gpu_count": 1, "machine_type": "n1-standard-8"},
-         "not a GPU"),  # fmt: skip
+        (
+            {"gpu_type": "nvidia-l4", "gpu_count": 1, "machine_type": "g2-standard-8"},
+            "comes with its own GPUs",
+        ),  # fmt: skip
+        (
+            {"gpu_type": "nvidia-tesla-k80", "gpu_count": 1, "machine_type": "n1-standard-8"},
+            "not a GPU",
+        ),  # fmt: skip
         ({"labels": {"Team": "ml"}}, "not a Google Cloud label"),
         ({"env": {"DB_PASSWORD": "hunter2"}}, "Secret Manager"),
         ({"cloudsql_connection_name": "just-a-name"}, "PROJECT:REGION:INSTANCE"),
@@ -65,12 +71,11 @@ def _pipeline(name: str, *tail: str, seconds: float = 0.0) -> Pipeline:
 
     pipeline = Pipeline(name)
     numbers = pipeline.add_step(user_steps.numbers(n=5))
-    previous = numbers
     for step_name in tail or ("slow_sum",):
         if step_name == "slow_sum":
-            previous = pipeline.add_step(user_steps.slow_sum(x=numbers, seconds=seconds))
+            pipeline.add_step(user_steps.slow_sum(x=numbers, seconds=seconds))
         else:
-            previous = pipeline.add_step(getattr(user_steps, step_name)(x=numbers))
+            pipeline.add_step(getattr(user_steps, step_name)(x=numbers))
     return pipeline
 
 

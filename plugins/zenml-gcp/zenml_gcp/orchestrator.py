@@ -69,7 +69,10 @@ _MACHINE = re.compile(
 #: GPUs attached to N1 machines with ``guestAccelerators``; A2, A3 and G2 carry their own
 N1_GPUS = ("nvidia-tesla-t4", "nvidia-tesla-v100", "nvidia-tesla-p100", "nvidia-tesla-p4")
 _IMAGE = re.compile(r"^projects/[-a-z0-9]+/global/images/(family/)?[-a-z0-9]+$")
-_NETWORK = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$|^(projects/[-a-z0-9]+/)?(global|regions/[-a-z0-9]+)/\w+/[-a-z0-9]+$")  # fmt: skip
+_NETWORK = re.compile(
+    r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$"
+    r"|^(projects/[-a-z0-9]+/)?(global|regions/[-a-z0-9]+)/\w+/[-a-z0-9]+$"
+)
 _CLOUD_SQL = re.compile(r"^[-a-z0-9.:]+:[a-z]+(-[a-z]+)*\d+:[a-z][-a-z0-9]*$")
 _SCOPE = re.compile(r"^https://www\.googleapis\.com/auth/[\w.-]+$")
 _STOCKOUT = ("ZONE_RESOURCE_POOL_EXHAUSTED", "ZONE_RESOURCE_POOL_EXHAUSTED_WITH_DETAILS",
@@ -301,22 +304,29 @@ class OrchestratorGCPBackend(RemoteOrchestrator):
         body: dict[str, Any] = {
             "name": workload.name,
             "machineType": f"zones/{zone}/machineTypes/{self.machine_type}",
-            "disks": [{
-                "boot": True, "autoDelete": True,
-                "initializeParams": {"sourceImage": self.boot_image,
-                                     "diskSizeGb": str(self.disk_size_gb)},
-            }],  # fmt: skip
+            "disks": [
+                {
+                    "boot": True,
+                    "autoDelete": True,
+                    "initializeParams": {
+                        "sourceImage": self.boot_image,
+                        "diskSizeGb": str(self.disk_size_gb),
+                    },
+                }
+            ],  # fmt: skip
             "networkInterfaces": [network],
             "serviceAccounts": [
                 {"email": self.service_account or "default", "scopes": list(self.scopes)}
             ],
             "scheduling": scheduling,
             "labels": workload.labels,
-            "metadata": {"items": [
-                {"key": "startup-script", "value": startup_script(self, workload)},
-                {"key": "zenml-spec", "value": _spec_uri(workload.command)},
-                {"key": "zenml-run", "value": workload.run_id},
-            ]},  # fmt: skip
+            "metadata": {
+                "items": [
+                    {"key": "startup-script", "value": startup_script(self, workload)},
+                    {"key": "zenml-spec", "value": _spec_uri(workload.command)},
+                    {"key": "zenml-run", "value": workload.run_id},
+                ]
+            },  # fmt: skip
         }
         if self.gpu_type:
             body["guestAccelerators"] = [{
@@ -614,9 +624,7 @@ class _ComputePlatform:
             _, marker, rest = line.partition("startup-script: ")
             if marker:
                 lines.append(rest)
-        self._serial_tail[job] = (self._serial_tail.get(job, "") + "\n".join(lines) + "\n")[
-            -20000:
-        ]
+        self._serial_tail[job] = (self._serial_tail.get(job, "") + "\n".join(lines) + "\n")[-20000:]
         shown = "".join(f"{line}\n" for line in lines if not line.startswith("zenml-vm: "))
         return shown, int(output.next_ or offset)
 

@@ -56,7 +56,7 @@ def startup_script(backend: OrchestratorGCPBackend, workload: Workload) -> str:
         delete += ["--endpoint", q(backend.api_endpoint)]
     lines += [
         "delete_vm() {",
-        "  echo \"zenml-vm: deleting $NAME\"",
+        '  echo "zenml-vm: deleting $NAME"',
         "  " + " ".join(delete),
         "}",
     ]

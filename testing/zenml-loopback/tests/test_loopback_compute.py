@@ -116,13 +116,24 @@ def test_docker_fails_as_the_real_cli_does(instances):
 
 
 def test_a_gpu_vm_passes_devices_once_the_driver_is_installed(instances):
-    body = _vm("vm-gpu", (
-        "cos-extensions install gpu; echo driver=$?\n"
-        "mount --bind /var/lib/nvidia /var/lib/nvidia && mount -o remount,exec /var/lib/nvidia\n"
-        f"docker run --rm --device /dev/nvidia0 {IMAGE} python -c 'print(\"on the gpu\")'\n"
-    ), machine="n1-standard-8", scheduling={"on_host_maintenance": "TERMINATE"},
-        guest_accelerators=[{"accelerator_type": f"projects/{PROJECT}/zones/{ZONE}/"
-                             "acceleratorTypes/nvidia-tesla-t4", "accelerator_count": 1}])  # fmt: skip
+    body = _vm(
+        "vm-gpu",
+        (
+            "cos-extensions install gpu; echo driver=$?\n"
+            "mount --bind /var/lib/nvidia /var/lib/nvidia\n"
+            "mount -o remount,exec /var/lib/nvidia\n"
+            f"docker run --rm --device /dev/nvidia0 {IMAGE} python -c 'print(\"on the gpu\")'\n"
+        ),
+        machine="n1-standard-8",
+        scheduling={"on_host_maintenance": "TERMINATE"},
+        guest_accelerators=[
+            {
+                "accelerator_type": f"projects/{PROJECT}/zones/{ZONE}/"
+                "acceleratorTypes/nvidia-tesla-t4",
+                "accelerator_count": 1,
+            }
+        ],
+    )
     _insert(instances, body)
     wait_until(lambda: "Finished running" in _serial(instances, "vm-gpu").contents)
     serial = _serial(instances, "vm-gpu").contents
@@ -160,9 +171,7 @@ def test_what_compute_engine_refuses_is_refused(instances, changes, words):
     assert list(instances.list(project=PROJECT, zone=ZONE)) == []
 
 
-def test_operations_take_a_while_and_a_stockout_ends_done_with_errors(
-    cloud, instances, operations
-):
+def test_operations_take_a_while_and_a_stockout_ends_done_with_errors(cloud, instances, operations):
     operation = _insert(instances, _vm("vm-slow"))
     assert _op_state(operations, operation.name)[0] == "RUNNING"
     wait_until(lambda: _op_state(operations, operation.name)[0] == "DONE")
@@ -221,12 +230,16 @@ def test_a_preempted_spot_vm_takes_its_termination_action(
 
 def test_a_stopped_vm_starts_again_and_runs_its_script_again(cloud, instances, operations):
     _insert(instances, _vm("vm-again", "echo boot\n"))
-    wait_until(lambda: cloud.serial_output(PROJECT, ZONE, "vm-again").count("startup-script: boot") == 1)  # fmt: skip
+    wait_until(
+        lambda: cloud.serial_output(PROJECT, ZONE, "vm-again").count("startup-script: boot") == 1
+    )
     stop = instances.stop(project=PROJECT, zone=ZONE, instance="vm-again")
     wait_until(lambda: _op_state(operations, stop.name)[0] == "DONE")
     assert _status(instances, "vm-again") == "TERMINATED"
     instances.start(project=PROJECT, zone=ZONE, instance="vm-again")
-    wait_until(lambda: cloud.serial_output(PROJECT, ZONE, "vm-again").count("startup-script: boot") == 2)  # fmt: skip
+    wait_until(
+        lambda: cloud.serial_output(PROJECT, ZONE, "vm-again").count("startup-script: boot") == 2
+    )
     assert _status(instances, "vm-again") == "RUNNING"
 
 
@@ -290,7 +303,7 @@ def test_the_workload_reaches_the_metadata_server_and_secret_manager(cloud, inst
         "    'spec': md('instance/attributes/zenml-spec'), 'preempted': md('instance/preempted'),\n"
         "    'secret': v.payload.data.decode()}))\n"
     )
-    (cloud_dir := cloud.url)  # noqa: B018
+    (cloud_dir := cloud.url)
     _insert(instances, _vm("vm-md", (
         f"cat > /tmp/zenml-md-probe.py <<'PY'\n{program}PY\n"
         f"docker run --rm --network host -e SM={cloud_dir} {IMAGE} python /tmp/zenml-md-probe.py\n"
@@ -309,7 +322,14 @@ def test_the_workload_reaches_the_metadata_server_and_secret_manager(cloud, inst
 def test_a_deleted_vm_loses_its_serial_port_and_kills_its_container(cloud, instances, operations):
     from google.api_core import exceptions
 
-    _insert(instances, _vm("vm-del", f"docker run --rm {IMAGE} python -c 'import time; print(\"container-is-up\", flush=True); time.sleep(300)'\n"))  # fmt: skip
+    _insert(
+        instances,
+        _vm(
+            "vm-del",
+            f"docker run --rm {IMAGE} python -c "
+            "'import time; print(\"container-is-up\", flush=True); time.sleep(300)'\n",
+        ),
+    )
     wait_until(lambda: "container-is-up" in cloud.serial_output(PROJECT, ZONE, "vm-del"))
     running = cloud.workloads[-1]
     delete = instances.delete(project=PROJECT, zone=ZONE, instance="vm-del")

@@ -1,5 +1,5 @@
-"""The loopback Vertex AI, Cloud Logging and Secret Manager, through the real google-cloud clients (REST):
-what they run, what they report, and the faults they inject."""
+"""The loopback Vertex AI, Cloud Logging and Secret Manager, through the real google-cloud
+clients (REST): what they run, what they report, and the faults they inject."""
 
 from __future__ import annotations
 

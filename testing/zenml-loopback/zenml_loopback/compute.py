@@ -35,11 +35,14 @@ import shutil
 import signal
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from zenml_loopback.workloads import ImageNotFound, Running, Workload
+from zenml_loopback.workloads import ImageNotFound, Runner, Running, Workload
+
+T = TypeVar("T")
 
 #: the serial port keeps this many bytes, as Compute Engine's buffer does
 SERIAL_WINDOW = 1 << 20
@@ -114,9 +117,13 @@ class ComputeEngine:
     ``url``, ``runner``, ``workloads``, ``_ids`` and ``call``)."""
 
     url: str
-    runner: Any
+    runner: Runner
     workloads: list[Running]
     _ids: Any
+
+    if TYPE_CHECKING:
+
+        def call(self, function: Callable[[], T]) -> T: ...
 
     #: how long insert, delete, stop and start operations stay RUNNING
     operation_seconds = 0.3
@@ -216,8 +223,13 @@ class ComputeEngine:
             return instance
         if method == "GET" and verb == "serialPort":
             contents, start, after = self._vms[key].serial.read(int(query.get("start", 0) or 0))
-            return {"kind": "compute#serialPortOutput", "contents": contents,
-                    "start": str(start), "next": str(after), "selfLink": instance["selfLink"]}  # fmt: skip
+            return {
+                "kind": "compute#serialPortOutput",
+                "contents": contents,
+                "start": str(start),
+                "next": str(after),
+                "selfLink": instance["selfLink"],
+            }
         if method == "DELETE":
             return self._delete_instance(key)
         if method == "POST" and verb == "stop":
@@ -504,8 +516,11 @@ class ComputeEngine:
         if verb == "cos-extensions":
             instance = self.instances[vm.key]
             if not _gpu_count(instance):
-                return {"code": 1, "output": "No GPU found on this instance: attach one "
-                                             "(guestAccelerators) to install the driver.\n"}  # fmt: skip
+                return {
+                    "code": 1,
+                    "output": "No GPU found on this instance: attach one "
+                    "(guestAccelerators) to install the driver.\n",
+                }
             vm.gpu_driver = True
             return {"code": 0, "output": "Installing GPU driver ... done (loopback)\n"}
         if verb == "run":
@@ -573,8 +588,11 @@ class ComputeEngine:
 def _check_instance(project: str, zone: str, body: dict[str, Any]) -> None:
     name = body.get("name") or ""
     if not _NAME.match(name):
-        raise ComputeError(400, f"Invalid value for field 'resource.name': '{name}'. Must be a "
-                                "match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'")  # fmt: skip
+        raise ComputeError(
+            400,
+            f"Invalid value for field 'resource.name': '{name}'. Must be a "
+            "match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'",
+        )
     machine = str(body.get("machineType", ""))
     machine_type = machine.rsplit("/", 1)[-1]
     if f"zones/{zone}/machineTypes/" not in machine or not _MACHINE.match(machine_type):
@@ -612,9 +630,12 @@ def _check_instance(project: str, zone: str, body: dict[str, Any]) -> None:
             raise ComputeError(400, f"Machine type {machine_type} comes with its own GPUs: "
                                     "guestAccelerators cannot be set.")  # fmt: skip
         if short not in _N1_GPUS or family != "n1":
-            raise ComputeError(400, f"Invalid value for field 'resource.guestAccelerators[0]."
-                                    f"acceleratorType': '{kind}'. Accelerator type '{short}' "
-                                    f"cannot be attached to machine type '{machine_type}'.")  # fmt: skip
+            raise ComputeError(
+                400,
+                f"Invalid value for field 'resource.guestAccelerators[0]."
+                f"acceleratorType': '{kind}'. Accelerator type '{short}' "
+                f"cannot be attached to machine type '{machine_type}'.",
+            )
         if int(accelerator.get("acceleratorCount", 0)) not in (1, 2, 4, 8):
             raise ComputeError(400, "Invalid value for field 'resource.guestAccelerators[0]."
                                     "acceleratorCount'.")  # fmt: skip

@@ -27,9 +27,10 @@ transport and ``AnonymousCredentials`` (see :meth:`LoopbackGoogleCloud.client_op
   RUNNING, then DONE, FAILED (the worker's last output as an error message) or CANCELLED.
 
 Faults on demand: :meth:`inject_vertex_fault` (quota at create or later, stockout),
-:meth:`inject_compute_fault` (stockout per zone, quota), :meth:`preempt` (a Spot VM taken back,
-recorded as a ``compute.instances.preempted`` zone operation, as Compute Engine does), :meth:`fail_requests` (429, 500, 403... in Google's
-error format), and cancelling a job through the API.
+:meth:`inject_compute_fault` (stockout per zone, quota), :meth:`preempt` (a Spot VM taken
+back, recorded as a ``compute.instances.preempted`` zone operation, as Compute Engine does),
+:meth:`fail_requests` (429, 500, 403... in Google's error format), and cancelling a job
+through the API.
 """
 
 from __future__ import annotations
