@@ -39,16 +39,16 @@ class TestGCPOrchestrator(OrchestratorConformance):
         (
             {"gpu_type": "nvidia-tesla-t4", "gpu_count": 1, "machine_type": "e2-standard-4"},
             "N1 machines only",
-        ),  # fmt: skip
+        ),
         ({"gpu_type": "nvidia-tesla-t4"}, "set together"),
         (
             {"gpu_type": "nvidia-l4", "gpu_count": 1, "machine_type": "g2-standard-8"},
             "comes with its own GPUs",
-        ),  # fmt: skip
+        ),
         (
             {"gpu_type": "nvidia-tesla-k80", "gpu_count": 1, "machine_type": "n1-standard-8"},
             "not a GPU",
-        ),  # fmt: skip
+        ),
         ({"labels": {"Team": "ml"}}, "not a Google Cloud label"),
         ({"env": {"DB_PASSWORD": "hunter2"}}, "Secret Manager"),
         ({"cloudsql_connection_name": "just-a-name"}, "PROJECT:REGION:INSTANCE"),
@@ -238,7 +238,7 @@ def test_missing_credentials_name_the_gcloud_command(project, stores, monkeypatc
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "none.json"))
     monkeypatch.setenv("CLOUDSDK_CONFIG", str(tmp_path))
     backend = OrchestratorGCPBackend(project=PROJECT, zone=ZONE, image=WORKLOAD_IMAGE)
-    with pytest.raises(ConfigError, match="gcloud auth application-default login|credentials"):
+    with pytest.raises(ConfigError, match=r"gcloud auth application-default login|credentials"):
         _pipeline("gcp-creds").run(backend=backend, **stores)
 
 
@@ -248,7 +248,7 @@ def test_cloud_sql_needs_the_store_on_127_0_0_1_before_any_request(
     store = stores["metadata_store"]
     store.host = "db.example.com"
     backend = OrchestratorGCPBackend(**gcp_params, cloudsql_connection_name="p:europe-west1:db")
-    with pytest.raises(ConfigError, match="127.0.0.1"):
+    with pytest.raises(ConfigError, match=r"127\.0\.0\.1"):
         _pipeline("gcp-sql").run(backend=backend, **stores)
     assert _inserted(loopback_google) == []
 

@@ -313,7 +313,7 @@ class OrchestratorGCPBackend(RemoteOrchestrator):
                         "diskSizeGb": str(self.disk_size_gb),
                     },
                 }
-            ],  # fmt: skip
+            ],
             "networkInterfaces": [network],
             "serviceAccounts": [
                 {"email": self.service_account or "default", "scopes": list(self.scopes)}
@@ -326,7 +326,7 @@ class OrchestratorGCPBackend(RemoteOrchestrator):
                     {"key": "zenml-spec", "value": _spec_uri(workload.command)},
                     {"key": "zenml-run", "value": workload.run_id},
                 ]
-            },  # fmt: skip
+            },
         }
         if self.gpu_type:
             body["guestAccelerators"] = [{
