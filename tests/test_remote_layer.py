@@ -13,12 +13,17 @@ from doc_blocks import plugins_doc_file
 
 from zenml_core import Pipeline
 from zenml_core.backends.remote import (
+    Failure,
     FailureKind,
     InfrastructureFailure,
+    JobNotFound,
+    JobState,
+    JobStatus,
     RemoteDriver,
     TransientError,
     WaitPolicy,
 )
+from zenml_core.exceptions import StepFailedError
 
 USER_STEPS = """
 import time
@@ -36,6 +41,7 @@ def crash(x: list) -> int:
 
 @step
 def sleepy(x: list, seconds: float = 120) -> int:
+    print("sleeping", flush=True)
     time.sleep(seconds)
     return 0
 """
@@ -155,3 +161,88 @@ def test_transient_errors_are_retried_and_others_are_not(acme):
             acme._workload("w", ["true"]), {}
         )
     assert calls.count("refused") == 1
+
+
+def _orchestrator(acme, zenml_plugins, name, platform_class, **fields):
+    from zenml_core import hookimpl
+
+    @dataclass
+    class Orchestrator(acme.SubprocessOrchestrator):
+        def platform(self):
+            return platform_class()
+
+        def wait_policy(self):
+            return WaitPolicy(poll_seconds=0.1)
+
+    for key, value in fields.items():
+        setattr(Orchestrator, key, value)
+
+    class Plugin:
+        @hookimpl
+        def register_orchestrators(self, register):
+            register(name, Orchestrator)
+
+    zenml_plugins.register(Plugin(), name=name)
+    return Orchestrator()
+
+
+def test_work_whose_platform_never_says_it_ended_ends_by_its_run_s_record(acme, zenml_plugins):
+    class LikeAVM(acme.SubprocessPlatform):
+        """Says RUNNING after its work exited 0, as a VM does after its container; a
+        non-zero exit it reports (a VM's script says so on the serial port)."""
+
+        ends_by_record = True
+
+        def poll(self, job):
+            status = super().poll(job)
+            return JobStatus(JobState.RUNNING) if status.state == JobState.SUCCEEDED else status
+
+        def cancel(self, job):
+            self.jobs[job][0].kill()
+
+    backend = _orchestrator(acme, zenml_plugins, "vm-like", LikeAVM)
+    result = _pipeline("acme-record", "sleepy", seconds=0).run(backend=backend)
+    assert result.status == "completed"
+    with pytest.raises(StepFailedError, match="exited with code 3"):
+        _pipeline("acme-record-fails", "crash").run(backend=backend)
+
+
+def test_preempted_work_is_run_again_as_a_new_attempt_resuming_from_the_cache(acme, zenml_plugins):
+    submitted = []
+
+    class Preempting(acme.SubprocessPlatform):
+        """Takes the first job back once its run has started its second step."""
+
+        def poll(self, job):
+            status = super().poll(job)
+            if len(submitted) == 1 and status.state == JobState.RUNNING:
+                log = open(self.jobs[job][1]).read()
+                if "sleeping" in log:
+                    self.jobs[job][0].kill()
+                    return JobStatus(
+                        JobState.FAILED, Failure(FailureKind.PREEMPTED, f"{job} was preempted")
+                    )
+            return status
+
+        def submit(self, workload):
+            submitted.append(" ".join(workload.command))
+            return super().submit(workload)
+
+    backend = _orchestrator(acme, zenml_plugins, "spot", Preempting, preemption_retries=1)
+    result = _pipeline("acme-preempted", "sleepy", seconds=3).run(backend=backend)
+    assert result.status == "completed" and result.run_id.endswith("-attempt2")
+    first_id = result.run_id.removesuffix("-attempt2")
+    assert len(submitted) == 2 and f"/{first_id}/" in submitted[0]
+    assert f"/{result.run_id}/" in submitted[1]
+    store = result.metadata_store
+    first = store.get_run(first_id)
+    assert first.status == "failed" and first.failure == "preempted"
+    assert f"retried as run {result.run_id}" in first.error
+    states = {s.step: s.state for s in store.get_run(result.run_id).steps}
+    assert states == {"numbers": "cached", "sleepy": "completed"}
+
+    submitted.clear()
+    backend = _orchestrator(acme, zenml_plugins, "spot-once", Preempting, preemption_retries=0)
+    with pytest.raises(InfrastructureFailure, match="preempted") as caught:
+        _pipeline("acme-preempted-once", "sleepy", seconds=3).run(backend=backend)
+    assert caught.value.kind == FailureKind.PREEMPTED and len(submitted) == 1
