@@ -7,6 +7,7 @@ import importlib.util
 import sys
 import textwrap
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from doc_blocks import plugins_doc_file
@@ -16,7 +17,6 @@ from zenml_core.backends.remote import (
     Failure,
     FailureKind,
     InfrastructureFailure,
-    JobNotFound,
     JobState,
     JobStatus,
     RemoteDriver,
@@ -216,7 +216,7 @@ def test_preempted_work_is_run_again_as_a_new_attempt_resuming_from_the_cache(ac
         def poll(self, job):
             status = super().poll(job)
             if len(submitted) == 1 and status.state == JobState.RUNNING:
-                log = open(self.jobs[job][1]).read()
+                log = Path(self.jobs[job][1]).read_text()
                 if "sleeping" in log:
                     self.jobs[job][0].kill()
                     return JobStatus(

@@ -90,7 +90,9 @@ def _metadata(body: dict, key: str) -> str:
 def test_the_run_happens_on_the_vm_with_logs_streamed_and_gs_artifacts(
     project, stores, gcp_params, loopback_google, capsys
 ):
-    backend = OrchestratorGCPBackend(**gcp_params, labels={"team": "ml"}, spot=True)
+    backend = OrchestratorGCPBackend(
+        **gcp_params, labels={"team": "ml"}, spot=True, cloud_logging=True
+    )
     result = _pipeline("gcp-e2e").run(backend=backend, **stores)
     assert result.status == "completed" and result.load("slow_sum") == 10
     (body,) = _inserted(loopback_google)
@@ -115,6 +117,7 @@ def test_the_run_happens_on_the_vm_with_logs_streamed_and_gs_artifacts(
     assert "summing 5 numbers" in out, out  # printed on the VM, read from its serial port
     assert "startup-script:" not in out and "google_metadata_script_runner" not in out
     assert "console.cloud.google.com/compute/instancesDetail" in out
+    assert "console.cloud.google.com/logs/query" in out  # its container logged there too
     wait_until(lambda: not loopback_google.instances, timeout=60)  # deleted, not left billing
 
 
@@ -259,10 +262,14 @@ def test_the_startup_script_runs_the_cloud_sql_proxy_and_the_gpu_driver(gcp_para
 
     backend = OrchestratorGCPBackend(
         **gcp_params, machine_type="n1-standard-8", gpu_type="nvidia-tesla-t4", gpu_count=2,
-        cloudsql_connection_name="my-project:europe-west1:zenml",
+        cloudsql_connection_name="my-project:europe-west1:zenml", cloud_logging=True,
     )  # fmt: skip
     workload = Workload("vm", "img:1", ["python", "-m", "zenml_core", "run", "--spec", "gs://b/s"])
+    workload.env = {"GREETING": "hello world; rm -rf /"}
     script = startup_script(backend, workload)
+    assert "'--env=GREETING=hello world; rm -rf /'" in script  # one quoted word
+    assert "--log-driver=gcplogs" in script
+    subprocess.run(["bash", "-n"], input=script, text=True, check=True)  # it parses
     proxy = script.index("cloud-sql-proxy:2.")
     run = script.index("docker run --rm --network host --name zenml-run")
     assert script.index("cos-extensions install gpu") < proxy < run

@@ -120,6 +120,9 @@ class OrchestratorGCPBackend(RemoteOrchestrator):
     cloudsql_proxy_image: str = CLOUD_SQL_PROXY_IMAGE
     max_run_duration_seconds: int = 24 * 3600
     preemption_retries: int = 2
+    #: the run's container logs to Cloud Logging too (``--log-driver=gcplogs``): its output
+    #: outlives the VM; the serial port is streamed either way
+    cloud_logging: bool = False
     #: endpoints other than Google's (a private endpoint, or an emulator: ``http://...``)
     api_endpoint: str | None = None
     secret_manager_endpoint: str | None = None
@@ -495,6 +498,8 @@ class _ComputePlatform:
                 job = f"{zone}/{workload.name}"
                 self._links[job] = done.target_link
                 print(f"zenml: VM {workload.name} in {zone}: {self.console_url(job)}")
+                if backend.cloud_logging:
+                    print(f"zenml: the run's log in Cloud Logging: {self.logs_url(done.target_id)}")
                 return job
             codes = {code for code, _ in errors}
             text = "; ".join(f"{code}: {message}" for code, message in errors)
@@ -643,6 +648,18 @@ class _ComputePlatform:
             self.backend.operation_timeout_seconds,
         )  # fmt: skip
         print(f"zenml: VM {name} in {zone} deleted")
+
+    def logs_url(self, instance_id: Any) -> str:
+        from urllib.parse import quote
+
+        query = (
+            f'resource.type="gce_instance" resource.labels.instance_id="{instance_id}" '
+            f'logName="projects/{self.backend.project}/logs/gcplogs-docker-driver"'
+        )
+        return (
+            "https://console.cloud.google.com/logs/query;query="
+            f"{quote(query, safe='')}?project={self.backend.project}"
+        )
 
     def console_url(self, job: str) -> str:
         zone, name = self._zone_name(job)

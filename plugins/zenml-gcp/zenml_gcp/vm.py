@@ -35,7 +35,9 @@ def startup_script(backend: OrchestratorGCPBackend, workload: Workload) -> str:
         if backend.secret_manager_endpoint:
             env[secrets.ENDPOINT_ENV] = backend.secret_manager_endpoint
     docker = ["docker", "run", "--rm", "--network", "host", "--name", "zenml-run"]
-    docker += [f"--env={key}={value}" for key, value in sorted(env.items())]
+    if backend.cloud_logging:  # the output outlives the VM; docker run still prints it
+        docker += ["--log-driver=gcplogs"]
+    docker += [q(f"--env={key}={value}") for key, value in sorted(env.items())]
     lines = [
         "#!/bin/bash",
         f"# Written by zenml-gcp for run {workload.run_id}: runs the run's image, then deletes",

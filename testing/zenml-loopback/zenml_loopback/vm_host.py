@@ -67,6 +67,9 @@ def _parse_run(argv: list[str]) -> dict[str, Any] | str:
             spec["gpus"] = inline
         elif flag in ("--network", "--net") and inline != "host":
             return f"loopback VMs have host networking only, not --network={inline}"
+        elif flag == "--log-driver" and inline not in ("json-file", "local", "gcplogs", "none"):
+            return f"Error response from daemon: logger: no log driver named '{inline}'"
+
     if index >= len(argv):
         return '"docker run" requires at least 1 argument.'
     spec["image"] = argv[index]
