@@ -65,7 +65,6 @@ def test_a_vm_s_startup_script_runs_our_image_and_preemption_kills_it(loopback_g
     assert "up in /opt/zenml/bin/python" in loopback_google.serial_output(
         "p", "europe-west1-b", "spot"
     )
-    container = loopback_google.workloads[-1]
     loopback_google.preempt("p", "europe-west1-b", "spot")
     wait_until(
         lambda: (
@@ -74,4 +73,5 @@ def test_a_vm_s_startup_script_runs_our_image_and_preemption_kills_it(loopback_g
         ),
         timeout=120,
     )
-    assert container.wait()[0] != 0  # the container was killed with the VM
+    wait_until(lambda: loopback_google.container_exit_codes()[-1] is not None, timeout=60)
+    assert loopback_google.container_exit_codes()[-1] != 0  # killed with the VM

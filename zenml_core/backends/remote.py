@@ -536,9 +536,11 @@ class RemoteDriver:
         while True:
             before = (job.status, job.offset)
             status = self._look(job)
-            if status is None and ended is not None:
-                status = ended()
-                if status is not None:
+            if ended is not None and (status is None or status.state != JobState.SUCCEEDED):
+                # the record wins: a VM going away after its run ended is no failure
+                recorded = ended()
+                if recorded is not None:
+                    status = recorded
                     self._follow(job)  # what it printed last
             if status is not None:
                 return None if status.state == JobState.SUCCEEDED else self._explain(job, status)

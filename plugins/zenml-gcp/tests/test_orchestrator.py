@@ -122,11 +122,14 @@ def test_the_run_happens_on_the_vm_with_logs_streamed_and_gs_artifacts(
 
 
 def test_the_metadata_password_reaches_the_vm_only_through_secret_manager(
-    project, stores, gcp_params, loopback_google
+    project, stores, gcp_params, loopback_google, capsys
 ):
     password = stores["metadata_store"].password
     result = _pipeline("gcp-secret").run(backend=OrchestratorGCPBackend(**gcp_params), **stores)
     assert result.status == "completed"
+    assert password not in capsys.readouterr().out  # nor in what the VM printed
+    recorded = stores["metadata_store"].get_run(result.run_id)
+    assert password not in str(vars(recorded))  # nor in the metadata
     (body,) = _inserted(loopback_google)
     assert password not in str(body)
     script = _metadata(body, "startup-script")

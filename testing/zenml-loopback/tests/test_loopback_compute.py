@@ -331,12 +331,12 @@ def test_a_deleted_vm_loses_its_serial_port_and_kills_its_container(cloud, insta
         ),
     )
     wait_until(lambda: "container-is-up" in cloud.serial_output(PROJECT, ZONE, "vm-del"))
-    running = cloud.workloads[-1]
     delete = instances.delete(project=PROJECT, zone=ZONE, instance="vm-del")
     wait_until(lambda: _op_state(operations, delete.name)[0] == "DONE")
     with pytest.raises(exceptions.NotFound):
         _serial(instances, "vm-del")
-    assert running.wait()[0] != 0  # killed with the VM
+    wait_until(lambda: cloud.container_exit_codes()[-1] is not None)
+    assert cloud.container_exit_codes()[-1] != 0  # killed with the VM
 
 
 def test_compute_errors_reach_the_client_as_its_own_exceptions(cloud, instances):

@@ -137,6 +137,8 @@ class ComputeEngine:
         self._vm_tokens: dict[str, _VM] = {}
         self._metadata_ports: dict[int, _VM] = {}
         self._compute_faults: list[dict[str, Any]] = []
+        self._all_containers: list[_Container] = []
+        self._container_waits: set[asyncio.Task[None]] = set()
         self._site_runner: Any = None
         self._shims = tempfile.mkdtemp(prefix="zenml-loopback-vm-bin-")
         _write_shims(self._shims)
@@ -188,6 +190,10 @@ class ComputeEngine:
     def vm_containers(self, project: str, zone: str, name: str) -> list[str]:
         """Names (or ids) of the containers the VM's script has started so far."""
         return self.call(lambda: list(self._vms[(project, zone, name)].containers))
+
+    def container_exit_codes(self) -> list[int | None]:
+        """The exit code of every container any VM started, in order (None: still running)."""
+        return self.call(lambda: [c.exit_code for c in self._all_containers])
 
     # -- HTTP: the Compute Engine API ----------------------------------------------------------
 
@@ -573,12 +579,15 @@ class ComputeEngine:
         self.workloads.append(running)
         cid = secrets.token_hex(6)
         container = vm.containers[cid] = _Container(running, name)
+        self._all_containers.append(container)
 
         async def wait() -> None:
             container.exit_code, _ = await loop.run_in_executor(None, running.wait)
             container.done.set()
 
-        vm.tasks.append(loop.create_task(wait()))
+        # not one of the VM's tasks: a killed container's exit is still recorded
+        self._container_waits.add(task := loop.create_task(wait()))
+        task.add_done_callback(self._container_waits.discard)
         return {"code": 0, "id": cid}
 
 
