@@ -12,8 +12,6 @@ import pytest
 
 from zenml_loopback.fixtures import WORKLOAD_IMAGE, docker_mode
 
-from .conftest import PROJECT, ZONE
-
 EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "gcp" / "pipeline.py"
 
 
@@ -23,12 +21,13 @@ EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "gcp" / "pipeline.p
     "session), or in a subprocess where this environment has it",
 )
 def test_the_quickstart_runs_on_a_spot_vm(
-    project, gcs_emulator, gcs_bucket, mysql_store, loopback_google
+    project, gcp_params, gcs_emulator, gcs_bucket, mysql_store, loopback_google
 ):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ZENML_")}
     env["ZENML_MYSQL_PASSWORD"] = mysql_store.password
     command = [
-        sys.executable, str(EXAMPLE), "--project", PROJECT, "--zone", ZONE,
+        sys.executable, str(EXAMPLE),
+        "--project", gcp_params["project"], "--zone", gcp_params["zone"],
         "--artifact-store", f"{gcs_bucket}/example-gcp",
         "--mysql-host", mysql_store.host, "--mysql-port", str(mysql_store.port),
         "--mysql-user", mysql_store.username, "--mysql-database", mysql_store.database,

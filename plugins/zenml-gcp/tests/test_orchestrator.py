@@ -21,8 +21,7 @@ from zenml_core.testing.conformance import OrchestratorConformance
 from zenml_gcp.orchestrator import OrchestratorGCPBackend
 from zenml_loopback.fixtures import WORKLOAD_IMAGE
 
-from .conftest import FALLBACK_ZONE, PROJECT, ZONE
-
+PROJECT, ZONE, FALLBACK_ZONE = "zenml-test", "europe-west1-b", "europe-west1-c"  # as conftest
 INSERT = r"/instances$"
 
 
