@@ -54,6 +54,7 @@ class TestGCPOrchestrator(OrchestratorConformance):
         ({"max_run_duration_seconds": 5}, "max_run_duration_seconds"),
         ({"boot_image": "cos-stable"}, "boot_image"),
         ({"scopes": ["cloud-platform"]}, "OAuth scope"),
+        ({"self_delete_delay_seconds": -1}, "self_delete_delay_seconds"),
     ]
 
     @pytest.fixture

@@ -120,6 +120,10 @@ class OrchestratorGCPBackend(RemoteOrchestrator):
     cloudsql_proxy_image: str = CLOUD_SQL_PROXY_IMAGE
     max_run_duration_seconds: int = 24 * 3600
     preemption_retries: int = 2
+    #: seconds the VM waits after its run before deleting itself, so that a waiting client reads
+    #: the run's last lines first (the serial port goes with the VM) and deletes it sooner;
+    #: 0 when not waiting
+    self_delete_delay_seconds: int = 60
     #: the run's container logs to Cloud Logging too (``--log-driver=gcplogs``): its output
     #: outlives the VM; the serial port is streamed either way
     cloud_logging: bool = False
@@ -195,6 +199,11 @@ class OrchestratorGCPBackend(RemoteOrchestrator):
                 f"{what}: max_run_duration_seconds must be 30 s to 120 days (Compute Engine's "
                 f"range), got {self.max_run_duration_seconds!r}."
             )
+        if (
+            isinstance(self.self_delete_delay_seconds, bool)
+            or not 0 <= self.self_delete_delay_seconds <= 3600
+        ):
+            raise ConfigError(f"{what}: self_delete_delay_seconds must be 0 to 3600.")
         if isinstance(self.preemption_retries, bool) or not 0 <= self.preemption_retries <= 10:
             raise ConfigError(f"{what}: preemption_retries must be 0 to 10.")
         if self.poll_seconds <= 0 or self.operation_timeout_seconds <= 0:

@@ -56,8 +56,11 @@ def startup_script(backend: OrchestratorGCPBackend, workload: Workload) -> str:
               "--name", '"$NAME"']  # fmt: skip
     if backend.api_endpoint:
         delete += ["--endpoint", q(backend.api_endpoint)]
+    # a waiting client reads the last lines, then deletes the VM itself: give it the time
+    delay = backend.self_delete_delay_seconds if backend.wait else 0
     lines += [
         "delete_vm() {",
+        f"  sleep {delay}",
         '  echo "zenml-vm: deleting $NAME"',
         "  " + " ".join(delete),
         "}",
