@@ -217,7 +217,8 @@ class RemotePlatform(Protocol):
     local_processes: bool
     #: optional, default False: the platform's state does not show when the work ended (a VM
     #: stays RUNNING after its container exits), so the driver reads the run's own record
-    #: (``ends_by_record = True``)
+    #: (``ends_by_record = True``); its optional ``logs_complete(job) -> bool`` says when the
+    #: logs have caught up with the record (read until then, up to 30 s)
 
     def check(self) -> None:
         """Reachable, credentials present... before anything is created (``ConfigError``)."""
@@ -541,7 +542,7 @@ class RemoteDriver:
                 recorded = ended()
                 if recorded is not None:
                     status = recorded
-                    self._follow(job)  # what it printed last
+                    self._follow_to_the_end(job)
             if status is not None:
                 return None if status.state == JobState.SUCCEEDED else self._explain(job, status)
             changed = (job.status, job.offset) != before
@@ -588,6 +589,16 @@ class RemoteDriver:
                 ),
             )
         return None
+
+    def _follow_to_the_end(self, job: _Job, limit: float = 30.0) -> None:
+        """What the work printed last. A platform whose logs lag its work's record (a VM's
+        serial port) says with ``logs_complete(job)`` when it has given everything."""
+        complete = getattr(self.platform, "logs_complete", None)
+        deadline = time.monotonic() + limit
+        self._follow(job)
+        while complete is not None and not complete(job.id) and time.monotonic() < deadline:
+            time.sleep(min(0.5, self.policy.poll_seconds))
+            self._follow(job)
 
     def _follow(self, job: _Job) -> None:
         try:

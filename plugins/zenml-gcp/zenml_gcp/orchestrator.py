@@ -642,6 +642,19 @@ class _ComputePlatform:
         shown = "".join(f"{line}\n" for line in lines if not line.startswith("zenml-vm: "))
         return shown, int(output.next_ or offset)
 
+    def logs_complete(self, job: str) -> bool:
+        """The serial port lags the run's record: everything is read once the script said how
+        the run's container exited (or the VM is gone)."""
+        if EXIT_LINE.search(self._serial_tail.get(job, "")):
+            return True
+        zone, name = self._zone_name(job)
+        try:
+            self._call("read the VM", self.instances.get,
+                       project=self.backend.project, zone=zone, instance=name)  # fmt: skip
+        except JobNotFound:
+            return True
+        return False
+
     def cancel(self, job: str) -> None:
         self.cleanup(job)
 
