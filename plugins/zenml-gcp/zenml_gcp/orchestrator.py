@@ -3,8 +3,8 @@
 Written on zenml-core's remote-run layer (``zenml_core.backends.remote``). The run spec and the
 code package go to the artifact store; a VM is created whose **startup script**
 (:mod:`zenml_gcp.vm`) runs ``docker run --rm IMAGE python -m zenml_core run --spec URI`` and
-then deletes the VM. Google's container agent (``gce-container-declaration``) is not used: it
-stopped working for new VMs on 31 July 2026.
+then deletes the VM. Google's container agent (konlet, which read a container declaration from
+the metadata) is not used: it stopped working for new VMs on 31 July 2026.
 
 What Compute Engine makes a client do, and this one does (../shared/CLOUD-FACTS.md §1):
 
