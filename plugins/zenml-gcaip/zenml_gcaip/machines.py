@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from zenml_core.exceptions import ConfigError
+from zenml_gcp.google import carried_gpus
 
 #: accelerator -> (machine family, counts one machine may take; None: the count the machine
 #: type carries, e.g. a2-highgpu-2g carries 2)
@@ -23,23 +24,10 @@ ACCELERATORS: dict[str, tuple[str, tuple[int, ...] | None]] = {
     "NVIDIA_H100_80GB": ("a3", None),
     "NVIDIA_L4": ("g2", None),
 }
-#: the family's machines that carry their GPUs: how many each carries
-_GPU_MACHINE = re.compile(r"^(a2|a3)-(highgpu|megagpu|ultragpu)-(\d+)g$")
-_G2 = re.compile(r"^g2-standard-(\d+)$")
-_G2_GPUS = {4: 1, 8: 1, 12: 1, 16: 1, 32: 1, 24: 2, 48: 4, 96: 8}
 MACHINE_TYPE = re.compile(
     r"^(n1|n2|n2d|e2|c2|c2d|c3|n4)-(standard|highmem|highcpu)-\d+$|^(a2|a3)-(highgpu|megagpu|"
     r"ultragpu)-\d+g$|^g2-standard-\d+$"
 )
-
-
-def carried_gpus(machine_type: str) -> int:
-    """GPUs that come with the machine type (A2, A3, G2), else 0."""
-    if match := _GPU_MACHINE.match(machine_type):
-        return int(match[3])
-    if match := _G2.match(machine_type):
-        return _G2_GPUS.get(int(match[1]), 0)
-    return 0
 
 
 def check_machine(

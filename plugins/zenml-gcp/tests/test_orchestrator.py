@@ -274,6 +274,8 @@ def test_the_startup_script_runs_the_cloud_sql_proxy_and_the_gpu_driver(gcp_para
     assert "'--env=GREETING=hello world; rm -rf /'" in script  # one quoted word
     assert "--log-driver=gcplogs" in script
     subprocess.run(["bash", "-n"], input=script, text=True, check=True)  # it parses
+    l4s = OrchestratorGCPBackend(**gcp_params, machine_type="g2-standard-48")  # carries 4 L4s
+    assert "--device=/dev/nvidia3" in startup_script(l4s, workload)
     proxy = script.index("cloud-sql-proxy:2.")
     run = script.index("docker run --rm --network host --name zenml-run")
     assert script.index("cos-extensions install gpu") < proxy < run

@@ -111,3 +111,20 @@ def check_credentials(what: str, endpoint: str | None) -> None:
             f"{what}: no Google Cloud credentials found: run `gcloud auth application-default "
             "login` (or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file)."
         ) from None
+
+
+# -- machines that carry their own GPUs (A2, A3, G2), on Compute Engine and Vertex AI alike --
+
+#: the family's machines that carry their GPUs: how many each carries
+_GPU_MACHINE = re.compile(r"^(a2|a3)-(highgpu|megagpu|ultragpu)-(\d+)g$")
+_G2 = re.compile(r"^g2-standard-(\d+)$")
+_G2_GPUS = {4: 1, 8: 1, 12: 1, 16: 1, 32: 1, 24: 2, 48: 4, 96: 8}
+
+
+def carried_gpus(machine_type: str) -> int:
+    """GPUs that come with the machine type (A2, A3, G2), else 0."""
+    if match := _GPU_MACHINE.match(machine_type):
+        return int(match[3])
+    if match := _G2.match(machine_type):
+        return _G2_GPUS.get(int(match[1]), 0)
+    return 0

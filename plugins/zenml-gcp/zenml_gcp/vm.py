@@ -26,6 +26,7 @@ _CLOUD_SQL_CONTAINER = "zenml-cloudsql-proxy"
 
 def startup_script(backend: OrchestratorGCPBackend, workload: Workload) -> str:
     from zenml_gcp import secrets
+    from zenml_gcp.google import carried_gpus
 
     q = shlex.quote
     command = list(workload.command)
@@ -66,7 +67,7 @@ def startup_script(backend: OrchestratorGCPBackend, workload: Workload) -> str:
         "}",
     ]
     if backend.has_gpus:
-        count = backend.gpu_count or _carried_gpus(backend.machine_type)
+        count = backend.gpu_count or carried_gpus(backend.machine_type)
         lines += [
             "if ! cos-extensions install gpu; then",
             '  echo "zenml-vm: the run\'s container exited with code 70"  # no driver, no run',
@@ -98,14 +99,6 @@ def startup_script(backend: OrchestratorGCPBackend, workload: Workload) -> str:
         lines.append(f"docker stop {_CLOUD_SQL_CONTAINER} >/dev/null")
     lines += ["delete_vm", ""]
     return "\n".join(lines)
-
-
-def _carried_gpus(machine_type: str) -> int:
-    import re
-
-    if match := re.match(r"^(a2|a3)-\w+-(\d+)g$", machine_type):
-        return int(match[2])
-    return 1  # g2-standard-*: one L4 up to g2-standard-32
 
 
 def main(argv: list[str] | None = None) -> int:
