@@ -35,6 +35,11 @@ _REFERENCE = re.compile(
 _CREDENTIALS_IN_URL = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
 
+#: What this version's base image runs, as docker/Dockerfile installs it from constraints.txt
+#: (a test keeps the two equal): what a Beam job built here must match to run in the image.
+BASE_IMAGE_PINS = {"python": "3.11", "apache-beam": "2.77.0", "protobuf": "4.25.9"}
+
+
 def base_image(gpu: bool = False) -> str:
     """The base image of this zenml-core version (``-gpu``: TensorFlow with CUDA)."""
     return f"{IMAGE_REPOSITORY}:{__version__}{'-gpu' if gpu else ''}"

@@ -45,6 +45,10 @@ class PipelineError(ZenMLError, ValueError):
     """A pipeline is malformed: unknown steps or inputs, a cycle, a bad spec."""
 
 
+class BeamJobError(ZenMLError):
+    """A data step's Beam job did not end DONE (failed, cancelled, stuck, refused)."""
+
+
 class StepFailedError(ZenMLError):
     """A step raised; the run is recorded as failed and can be resumed.
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from zenml_core.component import BaseComponent
 
@@ -42,6 +42,23 @@ class BaseProcessingBackend(BaseComponent, abc.ABC):
     @abc.abstractmethod
     def beam_args(self, job_name: str) -> list[str]:
         """Beam pipeline arguments for one step's job (runner, project, workers...)."""
+
+    def data_location(self, job_name: str) -> str | None:
+        """Where this job's workers read a step's inputs and write its outputs: None when they
+        see this machine's files (in-process, a worker pool on this machine or a shared file
+        system); otherwise a folder URI (``gs://bucket/tmp/JOB``) that the step's inputs are
+        copied to and its outputs copied back from (``StepContext.beam_job``)."""
+        return None
+
+    def run_pipeline(self, pipeline: Any, job_name: str) -> None:
+        """Run one step's Beam pipeline and wait for it; raise ``BeamJobError`` unless it
+        ended DONE. Remote backends override it to watch the job (and cancel it on Ctrl-C)."""
+        result = pipeline.run()
+        result.wait_until_finish()
+        if str(result.state) != "DONE":
+            from zenml_core.exceptions import BeamJobError
+
+            raise BeamJobError(f"Beam job {job_name} ended {result.state}, not DONE.")
 
 
 class BaseTrainingBackend(BaseComponent, abc.ABC):

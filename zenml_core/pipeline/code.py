@@ -174,7 +174,21 @@ def fetch_code(code: CodeRef, store: BaseArtifactStore, cache: Path) -> Path:
         raise
     if str(target) not in sys.path:
         sys.path.insert(0, str(target))
+    _fetched.append(target)
     return target
+
+
+_fetched: list[Path] = []
+
+
+def running_code_root() -> Path | None:
+    """The folder this process's user code comes from: the code package it fetched (a
+    remote run), else the project root (``zenml init``); None when there is neither."""
+    if _fetched:
+        return _fetched[-1]
+    from zenml_core.repository import find_project_root
+
+    return find_project_root()
 
 
 def is_digest(value: object) -> bool:

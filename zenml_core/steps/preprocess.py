@@ -10,11 +10,11 @@ see the same features.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 from zenml_core.exceptions import ConfigError
-from zenml_core.pipeline.context import StepContext
+from zenml_core.pipeline.context import StepContext, join, open_binary
 from zenml_core.pipeline.step import Outputs, Step
 from zenml_core.steps.dataset import Dataset
 
@@ -175,9 +175,12 @@ def _job(
     fit_split, categorical, label, label_numeric, max_vocabulary = fit
     accumulate = _Accumulate(numeric, counted)
     out = ctx.output_dir()
-    report = ctx.temp_dir / "report"
+    reports = ctx.temp_dir / "report"
+    reports.mkdir()
     for split in data.splits:
         (out / split).mkdir()
+    job = ctx.beam_job()
+    source, target, report = job.input(data.path), job.output(out), job.output(reports)
 
     def fit_from(merged: dict[str, Any]) -> dict[str, Any]:
         return fit_transform(
@@ -198,15 +201,14 @@ def _job(
         table = _row_group(part, columns)
         progress.count(run_id, step, table.num_rows)  # live where the job runs here
         # all-float features: dictionary encoding would only cost time
-        pq.write_table(
-            apply_transform(table, transform),
-            str(out / split / f"part-{Path(path).stem}-{index:05d}.parquet"),
-            use_dictionary=False,
-        )
+        name = join(target, split, f"part-{PurePosixPath(path).stem}-{index:05d}.parquet")
+        with open_binary(name, "wb") as file:
+            pq.write_table(apply_transform(table, transform), file, use_dictionary=False)
         return split, accumulate.batch(table)
 
-    parts = _row_group_list(data)
-    with beam.Pipeline(options=ctx.beam_options()) as pipeline:
+    parts = _row_group_list(data, source)
+    with job:
+        pipeline = job.pipeline
         transform = (
             pipeline
             | "fit parts" >> beam.Create([p for p in parts if p[0] == fit_split])
@@ -226,19 +228,20 @@ def _job(
         _ = (
             (statistics, transform | "report transform" >> beam.Map(lambda t: json.dumps(["", t])))
             | "one report" >> beam.Flatten()
-            | "write report" >> beam.io.WriteToText(str(report), shard_name_template="")
+            | "write report" >> beam.io.WriteToText(join(report, "report"), shard_name_template="")
         )
-    reported = dict(map(json.loads, report.read_text().splitlines()))
+    reported = dict(map(json.loads, (reports / "report").read_text().splitlines()))
     transform_json = reported.pop("")
     return Dataset(out), transform_json, {split: _summary(m) for split, m in reported.items()}
 
 
-def _row_group_list(data: Dataset) -> list[tuple[str, str, int]]:
-    """(split, file, row group) of every row group: the units of work spread over workers."""
+def _row_group_list(data: Dataset, source: str) -> list[tuple[str, str, int]]:
+    """(split, file, row group) of every row group: the units of work spread over workers,
+    their files named where the workers read them (``source``: the dataset's folder there)."""
     import pyarrow.parquet as pq
 
     return [
-        (split, str(path), index)
+        (split, join(source, split, path.name), index)
         for split in data.splits
         for path in data.files(split)
         for index in range(pq.ParquetFile(path).num_row_groups)
@@ -249,7 +252,8 @@ def _row_group(part: tuple[str, str, int], columns: list[str]) -> Any:
     import pyarrow.parquet as pq
 
     _, path, index = part
-    return pq.ParquetFile(path).read_row_group(index, columns=columns)
+    with open_binary(path, "rb") as file:
+        return pq.ParquetFile(file).read_row_group(index, columns=columns)
 
 
 # -- the transform ----------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from zenml_core.exceptions import ConfigError
-from zenml_core.pipeline.context import StepContext
+from zenml_core.pipeline.context import StepContext, join
 from zenml_core.pipeline.step import Step
 from zenml_core.steps.dataset import Dataset
 
@@ -160,16 +160,18 @@ def _run(ctx: StepContext, data: Dataset, rule: Any) -> Dataset:
                 if mask.any():
                     yield beam.pvalue.TaggedOutput(name, table.filter(pa.array(mask)))
 
-    with beam.Pipeline(options=ctx.beam_options()) as pipeline:
+    for name in names:
+        (out / name).mkdir()
+    with ctx.beam_job() as job:
+        source, target = job.input(data.path), job.output(out)
         tagged = (
-            pipeline
-            | "read" >> beam.io.ReadFromParquetBatched(str(data.path / "*.parquet"))
+            job.pipeline
+            | "read" >> beam.io.ReadFromParquetBatched(join(source, "*.parquet"))
             | "assign" >> beam.ParDo(AssignSplits()).with_outputs(*names)
         )
         for name in names:
-            (out / name).mkdir()
             _ = tagged[name] | f"write {name}" >> beam.io.WriteToParquetBatched(
-                str(out / name / "part"), schema, file_name_suffix=".parquet"
+                join(target, name, "part"), schema, file_name_suffix=".parquet"
             )
     split = Dataset(out)
     data.copy_info_to(split)

@@ -57,10 +57,19 @@ def console_script(name: str, install: str) -> str:
     return found
 
 
-def start_server(command: list[str], port: int, what: str) -> subprocess.Popen[bytes]:
-    """Start a server that listens on 127.0.0.1:``port``; wait (30 s at most) until it does."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
+def start_server(
+    command: list[str],
+    port: int,
+    what: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 30,
+) -> subprocess.Popen[bytes]:
+    """Start a server that listens on 127.0.0.1:``port``; wait (``timeout`` s at most, generous
+    on a busy machine) until it does."""
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
+    deadline = time.monotonic() + timeout
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
