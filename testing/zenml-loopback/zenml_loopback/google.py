@@ -20,11 +20,10 @@ transport and ``AnonymousCredentials`` (see :meth:`LoopbackGoogleCloud.client_op
 - Secret Manager (``secretmanager_v1`` REST): create, add a version, access, delete.
 
 - Beam's ``DataflowRunner`` with ``--dataflow_endpoint=http://localhost:PORT`` (Beam rejects
-  127.0.0.1; see :meth:`LoopbackGoogleCloud.dataflow_endpoint`) and staging in local folders:
-  create, get, list, messages, and cancel (an update with ``requestedState``). The staged
-  pipeline really runs (:mod:`dataflow_worker`: Beam's portable FnApiRunner) in
-  ``dataflow_worker_image`` in place of Google's SDK harness image; the job goes PENDING,
-  RUNNING, then DONE, FAILED (the worker's last output as an error message) or CANCELLED.
+  127.0.0.1; see :meth:`LoopbackGoogleCloud.dataflow_endpoint`) and staging on gs:// (the GCS
+  emulator): create, get, list, messages, and cancel (an update with ``requestedState``). The
+  staged pipeline really runs, its bundles in a worker pool in the requested SDK image, its
+  staged packages installed there first (:mod:`zenml_loopback.dataflow`).
 
 Faults on demand: :meth:`inject_vertex_fault` (quota at create or later, stockout),
 :meth:`inject_compute_fault` (stockout per zone, quota), :meth:`preempt` (a Spot VM taken
@@ -45,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from zenml_loopback.compute import ComputeEngine, ComputeError
+from zenml_loopback.dataflow import DATAFLOW, STAGED_FILES, Dataflow, DataflowError
 from zenml_loopback.listeners import preload_library
 from zenml_loopback.service import LoopbackService
 from zenml_loopback.workloads import ImageNotFound, Runner, Running, SubprocessRunner, Workload
@@ -63,9 +63,6 @@ _SECRETS = re.compile(
 )
 _VERTEX_ENDED = ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED",
                  "JOB_STATE_EXPIRED")  # fmt: skip
-_DATAFLOW = re.compile(
-    r"^/v1b3/projects/([^/]+)/locations/([^/]+)/jobs(?:/([^/:]+))?(?:/(messages))?$"
-)
 _STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
                  409: "ALREADY_EXISTS", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL",
                  503: "UNAVAILABLE"}  # fmt: skip
@@ -93,17 +90,15 @@ class _Execution:
     stopped_because: str | None = None  # preempted, deleted, stopped, cancelled
 
 
-class LoopbackGoogleCloud(ComputeEngine, LoopbackService):
+class LoopbackGoogleCloud(ComputeEngine, Dataflow, LoopbackService):
     """``with LoopbackGoogleCloud(runner) as cloud:`` Compute Engine, Vertex AI at ``cloud.url``."""
 
     title = "Google Cloud emulator"
 
-    def __init__(self, runner: Runner, dataflow_worker_image: str | None = None) -> None:
+    def __init__(self, runner: Runner) -> None:
         super().__init__()
         self.runner = runner
-        self.dataflow_worker_image = dataflow_worker_image
-        self.dataflow_jobs: dict[str, dict[str, Any]] = {}  # job id -> job
-        self.dataflow_messages: dict[str, list[dict[str, Any]]] = {}  # job id -> messages
+        self._dataflow_init()
         self.custom_jobs: dict[str, dict[str, Any]] = {}  # full resource name -> job
         #: seconds a custom job stays QUEUED, and its error comes after its FAILED state
         self.vertex_queue_seconds = 0.2
@@ -180,6 +175,12 @@ class LoopbackGoogleCloud(ComputeEngine, LoopbackService):
             status, text = self._metadata(metadata_vm, request.path, request.headers)
             return web.Response(status=status, text=text, headers={"Metadata-Flavor": "Google"})
         body = await request.json() if request.can_read_body else None
+        if match := STAGED_FILES.match(request.path):  # a Dataflow worker's boot, not the API
+            try:
+                data, kind = self._staged_file(match[1], match[2])
+            except DataflowError as error:
+                return _error(error.status, error.message)
+            return web.Response(body=data, content_type=kind)
         if match := _VM_CALL.match(request.path):  # a VM's shims, not the public API
             try:
                 return web.json_response(await self._vm_call(match[1], body or {}))
@@ -199,8 +200,10 @@ class LoopbackGoogleCloud(ComputeEngine, LoopbackService):
                 return web.json_response(self._aggregated(match[1], request.query))
             if match := _VERTEX.match(request.path):
                 return await self._vertex(request.method, body, *match.groups())
-            if match := _DATAFLOW.match(request.path):
-                return await self._dataflow(request.method, body, *match.groups())
+            if match := DATAFLOW.match(request.path):
+                return web.json_response(
+                    await self._dataflow(request.method, body, request.query, *match.groups())
+                )
             if request.path == _LOGGING and request.method == "POST":
                 return web.json_response(self._list_entries(body or {}))
             if match := _SECRETS.match(request.path):
@@ -209,6 +212,8 @@ class LoopbackGoogleCloud(ComputeEngine, LoopbackService):
             return _error(error.status, error.message)
         except ComputeError as error:
             return _error(error.status, error.message, error.reason)
+        except DataflowError as error:
+            return _error(error.status, error.message)
         return web.json_response({"error": {"code": 404, "message": "no such method"}}, status=404)
 
     # -- Vertex AI --------------------------------------------------------------------------
@@ -531,94 +536,6 @@ class LoopbackGoogleCloud(ComputeEngine, LoopbackService):
             del self.secrets[name]
             return web.json_response({})
         raise _ApiError(400, f"{method} {verb or ''} is not supported here")
-
-    # -- Dataflow -----------------------------------------------------------------------------
-
-    async def _dataflow(
-        self,
-        method: str,
-        body: Any,
-        project: str,
-        location: str,
-        job_id: str | None,
-        messages: str | None,
-    ) -> Any:
-        from aiohttp import web
-
-        if method == "POST" and job_id is None:
-            return web.json_response(self._submit(project, location, body or {}))
-        if method == "GET" and job_id is None:
-            jobs = [j for j in self.dataflow_jobs.values() if j["projectId"] == project]
-            return web.json_response({"jobs": jobs})
-        if job_id not in self.dataflow_jobs:
-            raise _ApiError(404, f"(job {job_id}) not found")
-        job = self.dataflow_jobs[job_id]
-        if messages:
-            return web.json_response({"jobMessages": self.dataflow_messages.get(job_id, [])})
-        if method == "GET":
-            return web.json_response(job)
-        if method == "PUT":
-            # the client sends enums as numbers (enum-encoding=int): JOB_STATE_CANCELLED is 5
-            if (body or {}).get("requestedState") in ("JOB_STATE_CANCELLED", 5):
-                job["currentState"] = "JOB_STATE_CANCELLING"
-                self._stop_workload(f"dataflow/{job_id}", "cancelled")
-            return web.json_response(job)
-        raise _ApiError(400, f"{method} is not supported here")
-
-    def _submit(self, project: str, location: str, body: dict[str, Any]) -> dict[str, Any]:
-        options = body.get("environment", {}).get("sdkPipelineOptions", {}).get("options", {})
-        staging = options.get("staging_location")
-        pools = body.get("environment", {}).get("workerPools") or [{}]
-        images = pools[0].get("sdkHarnessContainerImages") or [{}]
-        if not body.get("name") or not staging:
-            raise _ApiError(400, "a Dataflow job needs a name and a staging_location")
-        job_id = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d_%H_%M_%S-") + str(
-            next(self._ids)
-        )
-        job = {
-            **body,
-            "id": job_id,
-            "projectId": project,
-            "location": location,
-            "currentState": "JOB_STATE_PENDING",
-            "createTime": _now(),
-        }
-        self.dataflow_jobs[job_id] = job
-        workload = Workload(
-            image=self.dataflow_worker_image or images[0].get("containerImage", ""),
-            command=[
-                "python",
-                "-m",
-                "zenml_loopback.dataflow_worker",
-                f"{staging.rstrip('/')}/pipeline.pb",
-            ],
-        )
-        asyncio.get_running_loop().create_task(self._run_dataflow(job, workload))
-        return job
-
-    async def _run_dataflow(self, job: dict[str, Any], workload: Workload) -> None:
-        name = f"dataflow/{job['id']}"
-        execution = self._executions[name] = _Execution()
-        code = await self._execute(
-            execution, workload, on_start=lambda: job.update(currentState="JOB_STATE_RUNNING")
-        )
-        job["currentStateTime"] = _now()
-        if execution.stopped_because == "cancelled":
-            job["currentState"] = "JOB_STATE_CANCELLED"
-        elif code == 0:
-            job["currentState"] = "JOB_STATE_DONE"
-        else:
-            output = self.output(name).strip().splitlines()[-5:] if code is not None else []
-            text = "\n".join(output) or f"Unable to pull image {workload.image}"
-            self.dataflow_messages.setdefault(job["id"], []).append(
-                {
-                    "id": str(next(self._ids)),
-                    "time": _now(),
-                    "messageImportance": "JOB_MESSAGE_ERROR",
-                    "messageText": f"Workflow failed. Causes: {text}",
-                }
-            )
-            job["currentState"] = "JOB_STATE_FAILED"
 
     # -- workloads ---------------------------------------------------------------------------
 
