@@ -28,6 +28,7 @@ PLUGIN_NEEDS = {
     "zenml-gcp": [".[testing,tensorflow]"],  # the quickstart example trains with TensorFlow
     "zenml-k8s": ["./plugins/zenml-gcp"],
     "zenml-gcaip": ["./plugins/zenml-gcp", ".[testing,tensorflow]"],
+    "zenml-dataflow": ["./plugins/zenml-gcp"],
 }
 
 # Any plugin problem fails the run; tests talk to loopback only.
@@ -114,6 +115,7 @@ def e2e(session: nox.Session) -> None:
         "plugins/zenml-k8s/tests",
         "plugins/zenml-gcp/tests",
         "plugins/zenml-gcaip/tests",
+        "plugins/zenml-dataflow/tests",
         *session.posargs,
         env=env,
     )
@@ -124,13 +126,14 @@ def live(session: nox.Session) -> None:
     """The remote backends' tests against real clouds (not part of ./dev test). Each plugin's
     tests read their ZENML_LIVE_* variables and skip, saying which are missing, without them."""
     _install(session, ".[test]", f"{LOOPBACK}[test]", *(f"./plugins/{p}[test]" for p in PLUGINS))
-    env = {**TEST_ENV, "ZENML_LIVE_K8S": "1", "ZENML_LIVE_GCP": "1"}
+    env = {**TEST_ENV, "ZENML_LIVE_K8S": "1", "ZENML_LIVE_GCP": "1", "ZENML_LIVE_DATAFLOW": "1"}
     env.pop("NO_GCE_CHECK")  # real credentials may come from the metadata server
     session.run(
         "pytest",
         "--import-mode=importlib",
         "plugins/zenml-k8s/tests",
         "plugins/zenml-gcp/tests",
+        "plugins/zenml-dataflow/tests",
         *session.posargs,
         env=env,
     )
@@ -139,5 +142,6 @@ def live(session: nox.Session) -> None:
 @nox.session(python=PYTHON, name="bench")
 def bench(session: nox.Session) -> None:
     """Benchmarks (not part of the default run): ``./dev bench``."""
-    _install(session, ".[test]")
+    # the portable-runner row needs zenml-dataflow and the loopback's bind_loopback
+    _install(session, ".[test]", LOOPBACK, "./plugins/zenml-gcp", "./plugins/zenml-dataflow")
     session.run("python", "bench/run.py", *session.posargs, env={"UV": os.environ.get("UV", "")})

@@ -57,7 +57,8 @@ def _pandas(data: Path, out: Path) -> None:
         result.to_parquet(out / split / "part.parquet", use_dictionary=False)
 
 
-def _ours(data: Path, work: Path, backend: object) -> None:
+def _ours(data: Path, work: Path, backend: object) -> int:
+    """Run the step; the rows it wrote."""
     from zenml_core.pipeline.context import StepContext
     from zenml_core.steps import Dataset, StandardPreprocesser
 
@@ -66,13 +67,19 @@ def _ours(data: Path, work: Path, backend: object) -> None:
     step = StandardPreprocesser(label="label")
     result = step.entrypoint(ctx=context, data=Dataset(data), label="label")
     transformed = result["transformed"]
-    assert sum(transformed.num_rows(s) for s in transformed.splits) > 0
+    written = sum(transformed.num_rows(s) for s in transformed.splits)
+    assert written > 0
+    return written
 
 
 def _seconds(action, *args) -> float:  # type: ignore[no-untyped-def]
+    return _timed(action, *args)[0]
+
+
+def _timed(action, *args) -> tuple[float, object]:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
-    action(*args)
-    return time.perf_counter() - start
+    result = action(*args)
+    return time.perf_counter() - start, result
 
 
 def run() -> list[dict[str, object]]:

@@ -9,9 +9,10 @@ import sys
 
 import engine_overhead  # bench/ is on sys.path when this file runs as a script
 import plugin_discovery
+import portable
 import preprocessing
 
-BENCHMARKS = [plugin_discovery, engine_overhead, preprocessing]
+BENCHMARKS = [plugin_discovery, engine_overhead, preprocessing, portable]
 
 
 def main() -> int:

@@ -77,3 +77,19 @@ def test_no_engine_is_a_clear_error(monkeypatch, capsys):
     err = capsys.readouterr().err
     # without the docker SDK installed, or with it and no engine: either way, the fix is named
     assert "pip install 'zenml-core[docker]'" in err or "no Docker engine answers" in err
+
+
+def test_the_base_image_pins_are_what_the_dockerfile_installs():
+    """The image installs zenml-core with constraints.txt on docker/Dockerfile's Python: what
+    a Beam job built here is checked against (zenml-dataflow) must be exactly that."""
+    import re
+    from pathlib import Path
+
+    from zenml_core.docker import BASE_IMAGE_PINS
+
+    root = Path(__file__).resolve().parents[1]
+    pinned = dict(re.findall(r"^([a-z0-9-]+)==(\S+)", (root / "constraints.txt").read_text(), re.M))
+    assert BASE_IMAGE_PINS["apache-beam"] == pinned["apache-beam"]
+    assert BASE_IMAGE_PINS["protobuf"] == pinned["protobuf"]
+    dockerfile = (root / "docker" / "Dockerfile").read_text()
+    assert f"python:{BASE_IMAGE_PINS['python']}-" in dockerfile

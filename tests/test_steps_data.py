@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pytest
 
-from zenml_core import Pipeline, step
+from zenml_core import Pipeline, hookimpl, step
 from zenml_core.backends import LocalProcessingBackend
 from zenml_core.exceptions import ConfigError, StepFailedError
 from zenml_core.steps import CategoricalSplit, CSVSource, RandomSplit, StandardPreprocesser
@@ -321,3 +322,42 @@ def test_a_function_step_declares_the_outside_data_it_reads(project, tmp_path):
         @step(reads=["nowhere"])
         def broken(folder: str) -> int:
             return 0
+
+
+@dataclass
+class _ElsewhereBackend(LocalProcessingBackend):
+    """A processing backend whose workers do not see the step's folders: they read and write
+    another place (as Dataflow's read gs://), which StepContext.beam_job copies through."""
+
+    location: str = ""
+
+    def data_location(self, job_name):
+        return f"{self.location}/{job_name}"
+
+
+class _ElsewherePlugin:
+    @hookimpl
+    def register_processing_backends(self, register):
+        register("elsewhere", _ElsewhereBackend)
+
+
+def test_steps_on_workers_that_see_another_place_keep_every_row(
+    project, big_csv, tmp_path, zenml_plugins
+):
+    zenml_plugins.register(_ElsewherePlugin(), name="elsewhere")
+    elsewhere = _ElsewhereBackend(location=str(tmp_path / "workers-see"))
+    results = {}
+    for name, backend in (("elsewhere", elsewhere), ("here", None)):
+        pipeline = Pipeline(name)
+        source = pipeline.add_step(CSVSource(path=str(big_csv), label="label"))
+        split = RandomSplit(data=source, split_map={"train": 0.8, "eval": 0.2}, seed=3)
+        split = pipeline.add_step(split if backend is None else split.with_backend(backend))
+        prep = StandardPreprocesser(data=split, label="label")
+        pipeline.add_step(prep if backend is None else prep.with_backend(backend))
+        results[name] = pipeline.run(enable_cache=False)
+    for name, output in (("random_split", "output"), ("standard_preprocesser", "transformed")):
+        got, want = (results[n].load(name, output) for n in ("elsewhere", "here"))
+        assert got.splits == want.splits
+        for split in want.splits:
+            assert got.read(split).sort_by("id").equals(want.read(split).sort_by("id"))
+    assert list((tmp_path / "workers-see").rglob("*.parquet")) == []  # staged data removed

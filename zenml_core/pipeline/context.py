@@ -136,6 +136,8 @@ def open_binary(path: str, mode: str) -> Any:
     """Open a file to read (``"rb"``) or write (``"wb"``) as it is named: a local path
     directly, a URI (``gs://...``) through Beam's file systems, as a job's workers see it."""
     if "://" not in path:
+        if "w" in mode:  # object stores have no folders; a file system needs them made
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         return open(path, mode)
     from apache_beam.io.filesystem import CompressionTypes
     from apache_beam.io.filesystems import FileSystems

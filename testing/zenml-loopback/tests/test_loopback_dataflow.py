@@ -75,15 +75,24 @@ def test_staged_packages_are_installed_on_the_workers_before_the_pipeline_runs(
 ):
     """Code shipped as an extra package (a module installed nowhere here) imports there."""
     import sys
+    import zipfile
 
     import apache_beam as beam
-
-    from zenml_dataflow.code import code_wheel
 
     project = tmp_path / "project"
     project.mkdir()
     (project / "shipped_only.py").write_text("def triple(x):\n    return 3 * x\n")
-    wheel = code_wheel(project, tmp_path / "wheels")
+    wheel = tmp_path / "shipped_only-1.0-py3-none-any.whl"  # the smallest wheel pip accepts
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.write(project / "shipped_only.py", "shipped_only.py")
+        info = "shipped_only-1.0.dist-info"
+        archive.writestr(
+            f"{info}/METADATA", "Metadata-Version: 2.1\nName: shipped-only\nVersion: 1.0\n"
+        )
+        archive.writestr(
+            f"{info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
+        archive.writestr(f"{info}/RECORD", "")
     sys.path.insert(0, str(project))
     try:
         import shipped_only
