@@ -32,6 +32,9 @@ class BaseArtifactStore(BaseComponent, abc.ABC):
     KIND = "artifact_store"
     #: True for stores on this machine's disk, which a run elsewhere (a pod, a VM) cannot reach
     MACHINE_LOCAL: ClassVar[bool] = False
+    #: True when ``reader`` yields the artifact's own folder (it outlives the block), False
+    #: when it yields a temporary copy (a download), removed when the block ends
+    READS_IN_PLACE: ClassVar[bool] = False
     root: str
 
     # -- primitives a store implements ---------------------------------------------------------

@@ -20,6 +20,7 @@ class LocalArtifactStore(BaseArtifactStore):
     """Artifacts under a local folder; publishing is one atomic ``rename``."""
 
     MACHINE_LOCAL = True
+    READS_IN_PLACE = True
     root: str
 
     def validate(self) -> None:

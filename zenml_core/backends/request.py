@@ -14,9 +14,13 @@ this directly: ``zenml_core.backends.remote`` runs the whole lifecycle for them.
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from zenml_core.backends.base import BaseOrchestrator, BaseProcessingBackend, BaseTrainingBackend
@@ -90,9 +94,16 @@ class RunResult:
         from zenml_core.pipeline import materializers
 
         record = self.steps[step].outputs[output]
+        materializer = materializers.by_name(record.data_type)
         with self.artifact_store.reader(record.uri) as folder:
-            value = materializers.by_name(record.data_type).load(folder)
-        return value
+            value = materializer.load(folder)
+            if self.artifact_store.READS_IN_PLACE or not hasattr(value, "path"):
+                return value
+            # a handle on files (a Dataset) must outlive the store's temporary download
+            kept = Path(tempfile.mkdtemp(prefix="zenml-loaded-"))
+            atexit.register(shutil.rmtree, kept, True)
+            shutil.copytree(folder, kept, dirs_exist_ok=True)
+        return materializer.load(kept)
 
 
 @dataclass

@@ -149,3 +149,18 @@ def test_a_gcs_source_rewritten_is_a_new_fingerprint(gcs):
     folder = source_fingerprint(f"gs://{BUCKET}/inputs/folder")
     assert folder.startswith("gs-folder:")
     assert source_fingerprint(f"gs://{BUCKET}/inputs/nothing-here") == "missing"
+
+
+def test_a_loaded_dataset_outlives_the_download(gcs, tmp_path, monkeypatch):
+    """result.load of a folder-backed value (a Dataset) from gs:// is still readable after:
+    the store's download is temporary, so the value is kept in a copy of its own."""
+    from zenml_core import Pipeline
+    from zenml_core.steps import CSVSource
+
+    (tmp_path / ".zenml").mkdir()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("a,label\n1,0\n2,1\n3,0\n")
+    pipeline = Pipeline("dataset-on-gcs")
+    pipeline.add_step(CSVSource(path=str(tmp_path / "d.csv"), label="label"))
+    dataset = pipeline.run(artifact_store=f"gs://{BUCKET}/loaded").load("csv_source")
+    assert dataset.num_rows() == 3 and dataset.read()["a"].to_pylist() == [1, 2, 3]
