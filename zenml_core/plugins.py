@@ -83,6 +83,7 @@ FIRST_PARTY: dict[tuple[str, str], str] = {
     ("orchestrator", "gcp"): "zenml-gcp",
     ("orchestrator", "kubernetes"): "zenml-k8s",
     ("processing", "dataflow"): "zenml-dataflow",
+    ("processing", "portable"): "zenml-dataflow",
     ("training", "gcaip"): "zenml-gcaip",
     ("training", "gcaip-single-gpu"): "zenml-gcaip",
     ("artifact_store", "gs"): "zenml-gcp",

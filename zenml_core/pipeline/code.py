@@ -182,13 +182,11 @@ _fetched: list[Path] = []
 
 
 def running_code_root() -> Path | None:
-    """The folder this process's user code comes from: the code package it fetched (a
-    remote run), else the project root (``zenml init``); None when there is neither."""
-    if _fetched:
-        return _fetched[-1]
+    """The folder this process's user code comes from: the project root (``zenml init``) it
+    runs in, else the code package it fetched (a remote run); None when there is neither."""
     from zenml_core.repository import find_project_root
 
-    return find_project_root()
+    return find_project_root() or (_fetched[-1] if _fetched else None)
 
 
 def is_digest(value: object) -> bool:

@@ -53,7 +53,7 @@ def beam_count(ctx: StepContext, n: int = 5, fail_on: int = -1, seconds: float =
 """
 
 
-def _standard_path(name, backend):
+def _standard_path(name, backend, **stores):
     """CSV -> RandomSplit -> StandardPreprocesser, the data steps on ``backend``."""
     pipeline = Pipeline(name)
     source = pipeline.add_step(CSVSource(path=str(QUICKSTART_CSV), label="churned"))
@@ -61,7 +61,7 @@ def _standard_path(name, backend):
     split = pipeline.add_step(split if backend is None else split.with_backend(backend))
     prep = StandardPreprocesser(data=split, label="churned")
     pipeline.add_step(prep if backend is None else prep.with_backend(backend))
-    return pipeline.run(enable_cache=False)
+    return pipeline.run(enable_cache=False, **stores)
 
 
 def _same_outputs(remote, local):
@@ -101,8 +101,11 @@ def user_beam(project):
 
 
 def test_standard_data_steps_on_dataflow_equal_the_local_run(project, dataflow_params):
+    """The outputs land in the gs:// artifact store, equal to a local run's."""
     backend = ProcessingDataFlowBackend(**dataflow_params)
-    remote = _standard_path("on-dataflow", backend)
+    bucket_folder = dataflow_params["staging_location"].rsplit("/", 1)[0]
+    remote = _standard_path("on-dataflow", backend, artifact_store=f"{bucket_folder}/artifacts")
+    assert remote.artifact_store.root.startswith("gs://")
     _same_outputs(remote, _standard_path("on-laptop", None))
 
 

@@ -443,6 +443,5 @@ def _cause(output: str) -> str:
     """The error a failed pipeline's runner printed: its last exception line and message."""
     lines = [line for line in output.strip().splitlines() if line.strip()]
     marked = [i for i, line in enumerate(lines) if line.startswith("loopback-dataflow: error")]
-    if marked:
-        return "\n".join(lines[marked[-1] :])[:4000]
-    return "\n".join(lines[-10:])[:4000]
+    text = "\n".join(lines[marked[-1] :] if marked else lines[-10:])
+    return text if len(text) <= 4000 else "...\n" + text[-4000:]  # the exception is last
