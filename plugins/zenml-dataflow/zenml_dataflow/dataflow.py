@@ -108,8 +108,9 @@ class ProcessingDataFlowBackend(BaseProcessingBackend):
     ship_code: bool = True
     #: your own wheels or sdists for the workers (local paths)
     extra_packages: list[str] = field(default_factory=list)
-    #: fail (and cancel) a job whose workers have not begun work by then
-    worker_start_timeout_seconds: float = 900.0
+    #: fail (and cancel) a job whose workers have not begun work by then (Dataflow's "began
+    #: to receive work requests" message); None leaves it to Dataflow's own hour
+    worker_start_timeout_seconds: float | None = 900.0
     poll_seconds: float = 10.0
     #: Dataflow's API endpoint; set only for a regional endpoint or an emulator
     dataflow_endpoint: str | None = None
@@ -173,7 +174,8 @@ class ProcessingDataFlowBackend(BaseProcessingBackend):
                 raise ConfigError(
                     f"{what}: extra package {package!r} is not a wheel or sdist (.whl, .tar.gz)."
                 )
-        if self.worker_start_timeout_seconds <= 0 or self.poll_seconds <= 0:
+        timeout = self.worker_start_timeout_seconds
+        if (timeout is not None and timeout <= 0) or self.poll_seconds <= 0:
             raise ConfigError(
                 f"{what}: worker_start_timeout_seconds and poll_seconds must be above 0."
             )
@@ -284,11 +286,12 @@ class _Watch:
                         f"machine_type, or ask for more quota. {self.url}"
                     )
                 waited = time.monotonic() - started
-                if not self.ready and waited > self.backend.worker_start_timeout_seconds:
+                limit = self.backend.worker_start_timeout_seconds
+                if not self.ready and limit is not None and waited > limit:
                     self._cancel()
                     raise BeamJobError(
                         f"Dataflow job {self.name} ({self.job_id}): no worker began work within "
-                        f"{self.backend.worker_start_timeout_seconds:g} s "
+                        f"{limit:g} s "
                         "(worker_start_timeout_seconds), so it was cancelled. The usual causes: "
                         f"the image {self.backend.image} does not pull (a missing image, or the "
                         "workers' service account may not read its registry), or its Beam does "
