@@ -298,10 +298,11 @@ class _Watch:
                         f"not match this environment's. See the job's worker logs: {self.url}"
                     )
                 time.sleep(self.backend.poll_seconds)
-        except BaseException as error:
-            if isinstance(error, (KeyboardInterrupt, SystemExit)):
-                self._cancel()
-                print(f"Dataflow job {self.job_id} cancelled.", file=sys.stderr, flush=True)
+        except BeamJobError:
+            raise  # the job has ended, or was cancelled on the way
+        except BaseException:  # Ctrl-C, or the wait itself broke: leave nothing billing
+            self._cancel()
+            print(f"Dataflow job {self.job_id} cancelled.", file=sys.stderr, flush=True)
             raise
 
     def _state(self) -> str:
