@@ -7,31 +7,10 @@ conserved by both (checked, not assumed).
 from __future__ import annotations
 
 import json
-import os
-import sys
 import tempfile
 from pathlib import Path
 
 ROWS = 1_000_000
-
-
-def _servers() -> tuple[list[object], str, str]:
-    from zenml_core.testing.processes import free_port, start_server
-    from zenml_loopback.listeners import preload_library
-
-    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
-    service_port, pool_port = free_port(), free_port()
-    service = start_server(
-        [sys.executable, "-m", "apache_beam.runners.portability.local_job_service_main",
-         "--port", str(service_port)],
-        service_port, "Beam job service", env=env, timeout=120,
-    )  # fmt: skip
-    pool = start_server(
-        [sys.executable, "-m", "apache_beam.runners.worker.worker_pool_main",
-         "--service_port", str(pool_port)],
-        pool_port, "Beam worker pool", env={**env, "LD_PRELOAD": preload_library()}, timeout=120,
-    )  # fmt: skip
-    return [service, pool], f"localhost:{service_port}", f"localhost:{pool_port}"
 
 
 def run() -> list[dict[str, object]]:
@@ -41,8 +20,10 @@ def run() -> list[dict[str, object]]:
     from zenml_core.backends import LocalProcessingBackend
     from zenml_core.testing.processes import stop
     from zenml_dataflow.portable import PortableProcessingBackend
+    from zenml_loopback.beam_service import start_job_service, start_worker_pool
 
-    processes, endpoint, pool = _servers()
+    service, endpoint = start_job_service()
+    worker_pool, pool = start_worker_pool()
     try:
         with tempfile.TemporaryDirectory(prefix="zenml-bench-portable-") as tmp:
             root = Path(tmp)
@@ -57,8 +38,8 @@ def run() -> list[dict[str, object]]:
             remote, remote_rows = _timed(_ours, data, root / "portable", portable)
             counts = {ROWS, local_rows, remote_rows}
     finally:
-        for process in processes:
-            stop(process, timeout=10)  # type: ignore[arg-type]
+        stop(worker_pool, timeout=10)
+        stop(service, timeout=10)
     return [
         {
             "benchmark": "preprocess 1M rows: portable runner, 2 workers / in-process "

@@ -83,24 +83,12 @@ def dataflow_params(request):
 def job_service_endpoint():
     """Beam's Python job service on 127.0.0.1 (the protocol Flink's and Spark's job servers
     speak)."""
-    from zenml_core.testing.processes import free_port, start_server, stop
+    from zenml_core.testing.processes import stop
+    from zenml_loopback.beam_service import start_job_service
 
-    port = free_port()
-    service = start_server(
-        [
-            sys.executable,
-            "-m",
-            "apache_beam.runners.portability.local_job_service_main",
-            "--port",
-            str(port),
-        ],
-        port,
-        "Beam job service",
-        env=_bin_first(),
-        timeout=120,
-    )
+    service, endpoint = start_job_service()
     try:
-        yield f"localhost:{port}"
+        yield endpoint
     finally:
         stop(service, timeout=10)
 
@@ -108,32 +96,12 @@ def job_service_endpoint():
 @pytest.fixture
 def job_service(job_service_endpoint, project):
     """The job service and an EXTERNAL worker pool started where the project's code is
-    importable (as a pool in an image with the code baked in); the pool's servers are kept on
-    loopback by bind_loopback (worker_pool_main binds every interface)."""
-    from zenml_core.testing.processes import free_port, start_server, stop
-    from zenml_loopback.listeners import preload_library
+    importable (as a pool in an image with the code baked in)."""
+    from zenml_core.testing.processes import stop
+    from zenml_loopback.beam_service import start_worker_pool
 
-    port = free_port()
-    env = {**_bin_first(), "LD_PRELOAD": preload_library(), "PYTHONPATH": str(project)}
-    pool = start_server(
-        [
-            sys.executable,
-            "-m",
-            "apache_beam.runners.worker.worker_pool_main",
-            "--service_port",
-            str(port),
-        ],
-        port,
-        "Beam worker pool",
-        env=env,
-        timeout=120,
-    )
+    pool, address = start_worker_pool(pythonpath=str(project))
     try:
-        yield {"job_endpoint": job_service_endpoint, "worker_pool": f"localhost:{port}"}
+        yield {"job_endpoint": job_service_endpoint, "worker_pool": address}
     finally:
         stop(pool, timeout=10)
-
-
-def _bin_first():
-    """The venv's bin first on PATH: the pool starts its SDK workers as plain `python`."""
-    return {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}

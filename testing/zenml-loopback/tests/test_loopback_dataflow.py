@@ -44,6 +44,19 @@ def _options(cloud, bucket, job_name, *extra, staging=None):
     )
 
 
+def _sleeps(seconds):
+    """A transform that takes ``seconds`` per element; nested, so it is pickled by value (the
+    workers cannot import this test module)."""
+
+    def slow(x):
+        import time
+
+        time.sleep(seconds)
+        return x
+
+    return slow
+
+
 def _read_lines(pattern):
     from apache_beam.io.filesystems import FileSystems
 
@@ -126,14 +139,8 @@ def test_local_staging_is_refused(cloud, gcs_bucket, tmp_path):
 def test_a_second_active_job_of_the_same_name_gets_409(cloud, gcs_bucket):
     import apache_beam as beam
 
-    def _slow(x):
-        import time
-
-        time.sleep(120)
-        return x
-
     first = beam.Pipeline(options=_options(cloud, gcs_bucket, "twice"))
-    first | beam.Create([1]) | beam.Map(_slow)
+    first | beam.Create([1]) | beam.Map(_sleeps(120))
     result = first.run()
     second = beam.Pipeline(options=_options(cloud, gcs_bucket, "twice"))
     second | beam.Create([1])
@@ -236,14 +243,8 @@ def test_job_messages_page_and_filter(cloud, gcs_bucket):
 def test_a_cancelled_job_stops(cloud, gcs_bucket):
     import apache_beam as beam
 
-    def _slow(x):
-        import time
-
-        time.sleep(120)
-        return x
-
     pipeline = beam.Pipeline(options=_options(cloud, gcs_bucket, "slow"))
-    pipeline | beam.Create([1]) | beam.Map(_slow)
+    pipeline | beam.Create([1]) | beam.Map(_sleeps(120))
     result = pipeline.run()
     wait_until(lambda: str(result.state) == "RUNNING", timeout=60, what="the job to run")
     result.cancel()

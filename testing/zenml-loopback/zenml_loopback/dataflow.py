@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import datetime
 import json
+import os
 import re
 import socket
 import sys
@@ -33,6 +34,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from zenml_core.testing.processes import free_port
 from zenml_loopback.listeners import preload_library
 from zenml_loopback.workloads import ImageNotFound, Running, Workload
 
@@ -290,7 +292,7 @@ class Dataflow:
         except Exception as error:
             self._end(job, "JOB_STATE_FAILED", f"Workflow failed. Causes: staging: {error}")
             return
-        port = _free_port()
+        port = free_port()
         workload = Workload(
             image=image,
             command=["python", "-c", BOOTSTRAP],
@@ -415,12 +417,6 @@ def _level(importance: Any) -> int:
     raise DataflowError(400, f"Invalid minimumImportance {importance!r}")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -430,8 +426,6 @@ def _accepts(port: int) -> bool:
 
 
 def _driver_env(worker_env: dict[str, str]) -> dict[str, str]:
-    import os
-
     env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
     env.update(worker_env)
     # Beam's FnApiRunner serves its workers on every interface: keep it on loopback
