@@ -139,9 +139,32 @@ def live(session: nox.Session) -> None:
     )
 
 
+#: the peer the engine's rows are measured against, in a venv of its own (its dependencies
+#: are not ours to pin)
+KEDRO = "kedro>=1.7,<2"
+
+
 @nox.session(python=PYTHON, name="bench")
 def bench(session: nox.Session) -> None:
     """Benchmarks (not part of the default run): ``./dev bench``."""
     # the portable-runner row needs zenml-dataflow and the loopback's bind_loopback
     _install(session, ".[test]", LOOPBACK, "./plugins/zenml-gcp", "./plugins/zenml-dataflow")
-    session.run("python", "bench/run.py", *session.posargs, env={"UV": os.environ.get("UV", "")})
+    _debian(session, "mariadb")  # the history rows run on a MariaDB server too
+    kedro = Path(session.virtualenv.location).with_name("bench-kedro")
+    if not (kedro / "bin" / "python").exists():
+        session.run("uv", "venv", "--quiet", "--python", PYTHON, str(kedro), external=True)
+    session.run(
+        "uv",
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        str(kedro / "bin" / "python"),
+        KEDRO,
+        external=True,
+    )
+    env = {
+        "UV": os.environ.get("UV", ""),
+        "ZENML_BENCH_KEDRO_PYTHON": str(kedro / "bin" / "python"),
+    }
+    session.run("python", "bench/run.py", *session.posargs, env=env)

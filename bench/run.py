@@ -8,11 +8,12 @@ from __future__ import annotations
 import sys
 
 import engine_overhead  # bench/ is on sys.path when this file runs as a script
+import history
 import plugin_discovery
 import portable
 import preprocessing
 
-BENCHMARKS = [plugin_discovery, engine_overhead, preprocessing, portable]
+BENCHMARKS = [plugin_discovery, engine_overhead, history, preprocessing, portable]
 
 
 def main() -> int:

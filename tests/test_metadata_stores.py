@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import uuid
 
 import demo_steps
 import pytest
@@ -39,6 +41,75 @@ def test_runs_and_lineage_are_recorded(store):
     assert run.steps[2].inputs["total"].id == original["double"].outputs["total"].id
     with pytest.raises(MetadataStoreError, match=r"No zenml\.Run named 'missing'"):
         store.get_run("missing")
+
+
+def test_a_run_reads_its_cache_by_key_and_never_the_pipeline_s_history(store, monkeypatch):
+    name = f"history-{uuid.uuid4().hex[:6]}"
+    first = demo_steps.chain(name).run(metadata_store=store)
+    # the same steps in another pipeline have the same cache keys; the cache is per pipeline
+    other = demo_steps.chain(f"{name}-other").run(metadata_store=store)
+    assert {s.state for s in other.steps.values()} == {"completed"}
+
+    def listing(*args, **kwargs):
+        raise AssertionError("a run listed the pipeline's runs: its cost grows with history")
+
+    asked = []
+    lookup = store.completed_execution
+    monkeypatch.setattr(store, "list_runs", listing)
+    monkeypatch.setattr(
+        store,
+        "completed_execution",
+        lambda pipeline, key: asked.append(key) or lookup(pipeline, key),
+    )
+    second = demo_steps.chain(name).run(metadata_store=store)
+    assert {s.state for s in second.steps.values()} == {"cached"}
+    assert len(asked) == len(set(asked)) == 3  # one lookup per step, by its key
+
+    # a recomputed step (its output was deleted) is the newest completed execution of its key
+    produce = {s.step: s for s in store.get_run(first.run_id).steps}["produce"]
+    shutil.rmtree(produce.outputs["output"].uri)
+    third = demo_steps.chain(name).run(metadata_store=store)
+    assert third.steps["produce"].state == "completed"
+    again = {s.step: s for s in store.get_run(third.run_id).steps}["produce"]
+    assert store.completed_execution(name, produce.cache_key).execution_id == again.execution_id
+    theirs = {s.step: s for s in store.get_run(other.run_id).steps}["produce"]
+    assert store.completed_execution(f"{name}-other", produce.cache_key).execution_id == (
+        theirs.execution_id
+    )
+    assert store.completed_execution("never-ran", produce.cache_key) is None
+    assert store.completed_execution(name, "not a key' OR 1=1") is None
+
+
+def test_a_store_recorded_before_the_cache_index_keeps_its_cache(store):
+    name = f"upgraded-{uuid.uuid4().hex[:6]}"
+    demo_steps.chain(name).run(metadata_store=store)
+    # as a store written by an earlier zenml-core: no execution carries the index, nor is the
+    # pipeline marked as indexed
+    mlmd = store._mlmd()
+    pipeline = mlmd.get_context_by_type_and_name("zenml.Pipeline", name)
+    executions = mlmd.get_executions_by_context(pipeline.id)
+    assert all(e.external_id.startswith("zenml.cache/") for e in executions)
+    for execution in executions:
+        execution.ClearField("external_id")
+    mlmd.put_executions(executions)
+    del pipeline.custom_properties["zenml.cache_indexed"]
+    mlmd.put_contexts([pipeline])
+
+    again = demo_steps.chain(name).run(metadata_store=store)
+    assert {s.state for s in again.steps.values()} == {"cached"}
+    pipeline = mlmd.get_context_by_type_and_name("zenml.Pipeline", name)
+    assert "zenml.cache_indexed" in pipeline.custom_properties
+
+
+def test_running_runs_are_read_without_the_finished_ones(store):
+    name = f"running-{uuid.uuid4().hex[:6]}"
+    demo_steps.chain(name).run(metadata_store=store)
+    assert store.running_runs(name) == []
+    store.begin_run(name, f"{name}-live", "local", {})
+    store.begin_run(f"{name}-x", f"{name}-x-live", "local", {})
+    assert [r.run_id for r in store.running_runs(name)] == [f"{name}-live"]
+    store.end_run(f"{name}-live", "completed")
+    assert store.running_runs(name) == []
 
 
 def test_wrong_mysql_password_is_explained_without_the_password(mariadb):

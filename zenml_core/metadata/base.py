@@ -185,7 +185,7 @@ class BaseMetadataStore(BaseComponent, abc.ABC):
     ) -> list[str]:
         """Mark runs whose owning process is gone as failed, with the steps they left
         running; returns their ids. Called before runs are listed or a run begins (``runs``:
-        the pipeline's runs, when the caller has just listed them)."""
+        runs of the pipeline that the caller has just listed, finished ones may be left out)."""
         abandoned = []
         for run in self.list_runs(pipeline) if runs is None else runs:
             if run.status != State.RUNNING:
@@ -209,13 +209,10 @@ class BaseMetadataStore(BaseComponent, abc.ABC):
         ended it, when one did (``zenml_core.backends.remote.FailureKind``)."""
 
     @abc.abstractmethod
-    def completed_executions(self, pipeline: str) -> dict[str, StepRecord]:
-        """The latest completed execution per cache key of a pipeline, with its outputs."""
-
     def completed_execution(self, pipeline: str, cache_key: str) -> StepRecord | None:
-        """The latest completed execution of one cache key (stores answer it with one
-        query); asked when a step becomes ready while other runs of the pipeline run."""
-        return self.completed_executions(pipeline).get(cache_key)
+        """The latest completed execution of one cache key in a pipeline, with its outputs,
+        or None. The engine asks it for every step it may reuse, so its cost must not grow
+        with the pipeline's history: an indexed lookup by key, never a scan of past runs."""
 
     @abc.abstractmethod
     def start_step(
@@ -273,6 +270,11 @@ class BaseMetadataStore(BaseComponent, abc.ABC):
     @abc.abstractmethod
     def list_runs(self, pipeline: str | None = None) -> list[RunRecord]:
         """Runs, newest first, without their steps."""
+
+    def running_runs(self, pipeline: str) -> list[RunRecord]:
+        """The pipeline's runs recorded as running, without their steps; asked as every run
+        begins, so a store answers it without reading finished runs where it can."""
+        return [r for r in self.list_runs(pipeline) if r.status == State.RUNNING]
 
     @abc.abstractmethod
     def get_run(self, run_id: str) -> RunRecord:

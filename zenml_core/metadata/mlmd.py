@@ -42,6 +42,8 @@ PIPELINE_TYPE = "zenml.Pipeline"
 RUN_TYPE = "zenml.Run"
 STEP_TYPE = "zenml.Step"
 ARTIFACT_TYPE = "zenml.Artifact"
+#: set on a pipeline's context once its completed executions carry the cache index
+CACHE_INDEXED = "zenml.cache_indexed"
 
 T = TypeVar("T")
 
@@ -278,10 +280,13 @@ class MLMDMetadataStore(BaseMetadataStore):
             pipeline_context = store.get_context_by_type_and_name(PIPELINE_TYPE, pipeline)
             if pipeline_context is None:
                 pipeline_context = pb.Context(type_id=types["pipeline"], name=pipeline)
+                pipeline_context.custom_properties[CACHE_INDEXED].int_value = 1
                 try:
                     [pipeline_context.id] = store.put_contexts([pipeline_context])
                 except errors.AlreadyExistsError:  # a concurrent run of it created it first
                     pipeline_context = store.get_context_by_type_and_name(PIPELINE_TYPE, pipeline)
+            if CACHE_INDEXED not in pipeline_context.custom_properties:
+                _index_recorded_cache(store, pipeline_context)
             pid = pipeline_context.id
             run = pb.Context(type_id=types["run"], name=run_id)
             run.properties["pipeline"].string_value = pipeline
@@ -421,9 +426,22 @@ class MLMDMetadataStore(BaseMetadataStore):
             execution.properties["started_at"].double_value = _now()
             started.append(execution)
 
-        def write(store: Any) -> tuple[dict[str, ArtifactRecord], list[int]]:
+        def write(store: Any, take_index: bool) -> tuple[dict[str, ArtifactRecord], list[int]]:
             execution = self._execution_proto(store, execution_id)
             contexts = self._contexts_of_run(store, run_id)
+            # the newest completed execution of a key carries the pipeline's cache index. The
+            # one that held it (a recomputed key: its outputs were deleted, or --no-cache) lets
+            # go in a write of its own: in this one it would join this run's context. A process
+            # killed between the two leaves the key unindexed: one recomputation, no wrong hit.
+            index = _cache_index(contexts[0].name, execution.properties["cache_key"].string_value)
+            holder = _cache_entry(store, index) if take_index else None
+            if take_index:
+                execution.external_id = index
+            else:
+                execution.ClearField("external_id")
+            if holder is not None and holder.id != execution.id:
+                holder.ClearField("external_id")
+                store.put_executions([holder])
             artifacts = []
             for name, (uri, fingerprint, data_type) in outputs.items():
                 # the URI doubles as external id: cache hits find artifacts by it, so the
@@ -446,15 +464,15 @@ class MLMDMetadataStore(BaseMetadataStore):
             new_artifacts = {uri: i for i, (uri, _, _) in enumerate(outputs.values())}
             earlier = [r for s in starts for r in s.inputs.values() if r.uri not in new_artifacts]
             ids = _artifact_ids(store, earlier)
-            for index, start in enumerate(starts, start=1):
+            for position, start in enumerate(starts, start=1):
                 for name, record in start.inputs.items():
                     if record.uri in new_artifacts:
                         edges.append(
-                            (index, new_artifacts[record.uri], _event(pb.Event.INPUT, name))
+                            (position, new_artifacts[record.uri], _event(pb.Event.INPUT, name))
                         )
                     else:
                         event = _event(pb.Event.INPUT, name, artifact_id=ids[record.uri])
-                        edges.append((index, None, event))
+                        edges.append((position, None, event))
             # one transaction: this step's end, its outputs, and the steps it unblocks
             execution_ids, artifact_ids, _ = store.put_lineage_subgraph(
                 [execution, *started],
@@ -473,7 +491,19 @@ class MLMDMetadataStore(BaseMetadataStore):
             }
             return records, [int(i) for i in execution_ids[1:]]
 
-        return self._call(write)
+        def write_with_the_index(store: Any) -> tuple[dict[str, ArtifactRecord], list[int]]:
+            from ml_metadata import errors
+
+            try:
+                return write(store, take_index=True)
+            except (errors.AlreadyExistsError, errors.InternalError) as error:
+                if not _index_taken(error):
+                    raise
+            # another process's step of the same key completed between our read of the index's
+            # holder and this write: its execution is as good a cache hit, let it keep the index
+            return write(store, take_index=False)
+
+        return self._call(write_with_the_index)
 
     def fail_step(self, run_id: str, execution_id: int, error: str) -> None:
         from ml_metadata.proto import metadata_store_pb2 as pb
@@ -532,42 +562,29 @@ class MLMDMetadataStore(BaseMetadataStore):
 
     # -- reading -------------------------------------------------------------------------------
 
-    def completed_executions(self, pipeline: str) -> dict[str, StepRecord]:
-        from ml_metadata import metadata_store
+    def completed_execution(self, pipeline: str, cache_key: str) -> StepRecord | None:
+        from ml_metadata.proto import metadata_store_pb2 as pb
 
-        def read(store: Any) -> dict[str, StepRecord]:
-            context = store.get_context_by_type_and_name(PIPELINE_TYPE, pipeline)
-            if context is None:
-                return {}
-            options = metadata_store.ListOptions(filter_query="last_known_state = COMPLETE")
-            executions = store.get_executions_by_context(context.id, list_options=options)
-            latest: dict[str, StepRecord] = {}
-            for execution in sorted(executions, key=lambda e: e.id):
-                record = _step_record(execution)
-                latest[record.cache_key] = record
-            return latest
+        def read(store: Any) -> StepRecord | None:
+            execution = _cache_entry(store, _cache_index(pipeline, cache_key))
+            if execution is None or execution.last_known_state != pb.Execution.COMPLETE:
+                return None
+            return _step_record(execution)
 
         return self._call(read)
 
-    def completed_execution(self, pipeline: str, cache_key: str) -> StepRecord | None:
+    def running_runs(self, pipeline: str) -> list[RunRecord]:
         from ml_metadata import metadata_store
 
-        if not re.fullmatch(r"[0-9a-f]{64}", cache_key):  # it goes into a filter query
-            return None
+        # the status's property index answers this; a condition on the pipeline property as
+        # well would join on every run of the pipeline, so runs of others are left out here
+        query = f"type = '{RUN_TYPE}' AND properties.status.string_value = '{State.RUNNING.value}'"
+        options = metadata_store.ListOptions(filter_query=query)
 
-        def read(store: Any) -> StepRecord | None:
-            context = store.get_context_by_type_and_name(PIPELINE_TYPE, pipeline)
-            if context is None:
-                return None
-            query = (
-                f"last_known_state = COMPLETE AND properties.cache_key.string_value = '{cache_key}'"
-            )
-            executions = store.get_executions_by_context(
-                context.id, list_options=metadata_store.ListOptions(filter_query=query)
-            )
-            if not executions:
-                return None
-            return _step_record(max(executions, key=lambda e: e.id))
+        def read(store: Any) -> list[RunRecord]:
+            runs = [_run_record(c) for c in store.get_contexts(list_options=options)]
+            mine = [r for r in runs if r.pipeline == pipeline]
+            return sorted(mine, key=lambda r: (r.started_at or 0, r.run_id), reverse=True)
 
         return self._call(read)
 
@@ -629,6 +646,58 @@ def _first_line(error: BaseException) -> str:
 def _transient(error: BaseException) -> bool:
     text = str(error).lower()
     return any(marker in text for marker in _TRANSIENT)
+
+
+def _cache_index(pipeline: str, cache_key: str) -> str:
+    """The external id of the latest completed execution of a cache key in a pipeline:
+    ml-metadata's unique index on external ids makes the cache lookup one indexed read."""
+    return f"zenml.cache/{pipeline}/{cache_key}"
+
+
+def _index_recorded_cache(store: Any, pipeline_context: Any) -> None:
+    """Once per pipeline recorded before the cache index existed: index the latest completed
+    execution of each key, so an upgrade keeps the cache."""
+    from ml_metadata import errors, metadata_store
+
+    options = metadata_store.ListOptions(filter_query="last_known_state = COMPLETE")
+    latest: dict[str, Any] = {}
+    for execution in sorted(
+        store.get_executions_by_context(pipeline_context.id, list_options=options),
+        key=lambda e: e.id,
+    ):
+        latest[execution.properties["cache_key"].string_value] = execution
+    unindexed = []
+    for key, execution in latest.items():
+        index = _cache_index(pipeline_context.name, key)
+        if key and not execution.external_id and _cache_entry(store, index) is None:
+            execution.external_id = index
+            unindexed.append(execution)
+    try:
+        if unindexed:
+            store.put_executions(unindexed)
+        pipeline_context.custom_properties[CACHE_INDEXED].int_value = 1
+        store.put_contexts([pipeline_context])
+    except (errors.AlreadyExistsError, errors.InternalError) as error:
+        if not _index_taken(error):
+            raise
+        # a concurrent run of the pipeline indexed it meanwhile
+
+
+def _index_taken(error: BaseException) -> bool:
+    """A write refused because another execution holds the external id (SQLite and MySQL
+    report it as an internal error)."""
+    message = str(error)
+    return "external_id" in message and ("UNIQUE" in message or "Duplicate" in message)
+
+
+def _cache_entry(store: Any, index: str) -> Any:
+    from ml_metadata import errors
+
+    try:
+        [execution] = store.get_executions_by_external_ids([index])
+    except errors.NotFoundError:
+        return None
+    return execution
 
 
 def _event(kind: int, name: str, execution_id: int = 0, artifact_id: int = 0) -> Any:

@@ -114,7 +114,8 @@ class Engine:
         self.results: dict[str, StepResult] = {}
         self.cached: list[CachedStep] = []
         self.lock = threading.Lock()
-        self.previous: dict[str, StepRecord] = {}
+        #: cache lookups of this run by key; a miss is asked again only while other runs run
+        self.lookups: dict[str, StepRecord | None] = {}
         self.concurrent = False
         self._looked_at = time.monotonic()
         self._alive = threading.Event()  # set when the run ends: the heartbeat stops
@@ -153,13 +154,12 @@ class Engine:
             self.step_backend(step_spec)
         self.artifacts.check_access()
         self.metadata.check_access()
-        runs = self.metadata.list_runs(self.pipeline.name)
+        # only runs recorded as running are read: the cost of a run never grows with history
+        runs = self.metadata.running_runs(self.pipeline.name)
         abandoned = self.metadata.reconcile(self.pipeline.name, runs)  # their process was killed
         # other runs of this pipeline under way: a step one of them finishes meanwhile is a
-        # cache hit here too, so each step looks the cache up again when it becomes ready
-        self.concurrent = any(r.status == State.RUNNING and r.run_id not in abandoned for r in runs)
-        if self.pipeline.enable_cache:
-            self.previous = self.metadata.completed_executions(self.pipeline.name)
+        # cache hit here too, so a miss is looked up again when the step becomes ready
+        self.concurrent = any(r.run_id not in abandoned for r in runs)
         self.metadata.begin_run(
             self.pipeline.name,
             self.spec.run_id,
@@ -296,13 +296,14 @@ class Engine:
     def _cache_hit(self, step_spec: StepSpec, key: str) -> StepRecord | None:
         if not (self.pipeline.enable_cache and step_spec.enable_cache):
             return None
-        hit = self.previous.get(key)
-        if hit is None and not self.concurrent:
-            self._look_for_other_runs()
-        if hit is None and self.concurrent:
-            hit = self.metadata.completed_execution(self.pipeline.name, key)
-            if hit is not None:
-                self.previous[key] = hit
+        if key in self.lookups:
+            hit = self.lookups[key]
+            if hit is None and not self.concurrent:
+                self._look_for_other_runs()
+            if hit is None and self.concurrent:
+                hit = self.lookups[key] = self.metadata.completed_execution(self.pipeline.name, key)
+        else:  # one indexed lookup by key (see BaseMetadataStore.completed_execution)
+            hit = self.lookups[key] = self.metadata.completed_execution(self.pipeline.name, key)
         if hit is not None and all(self.artifacts.exists(r.uri) for r in hit.outputs.values()):
             return hit
         return None
@@ -315,8 +316,7 @@ class Engine:
             return
         self._looked_at = now
         self.concurrent = any(
-            r.status == State.RUNNING and r.run_id != self.spec.run_id
-            for r in self.metadata.list_runs(self.pipeline.name)
+            r.run_id != self.spec.run_id for r in self.metadata.running_runs(self.pipeline.name)
         )
 
     def backend_name(self, step_spec: StepSpec) -> str:
@@ -442,12 +442,14 @@ class Engine:
         self, step_spec: StepSpec, execution_id: int, published: dict[str, tuple[str, str, str]]
     ) -> dict[str, ArtifactRecord]:
         """Record a step's outputs; when steps run one at a time, record the steps this one
-        unblocks as running in the same write (one metadata transaction per step)."""
+        unblocks, and the ready step that runs next, as running in the same write (one
+        metadata transaction per step, in a chain and in a wide DAG alike)."""
         starts: list[StepStart] = []
         if self.parallelism == 1:
-            for name in self.dependents.get(step_spec.name, []):
-                if self.waiting[name] != 1:  # still waits for another step
-                    continue
+            unblocked = [n for n in self.dependents.get(step_spec.name, []) if self.waiting[n] == 1]
+            if self.ready and self.ready[0] not in self.prestarted:
+                unblocked.append(self.ready[0])  # runs next: its inputs are all recorded
+            for name in unblocked:
                 dependent = self.pipeline_steps[name]
                 inputs = {}
                 for argument, address in dependent.inputs.items():
