@@ -361,3 +361,73 @@ def test_steps_on_workers_that_see_another_place_keep_every_row(
         for split in want.splits:
             assert got.read(split).sort_by("id").equals(want.read(split).sort_by("id"))
     assert list((tmp_path / "workers-see").rglob("*.parquet")) == []  # staged data removed
+
+
+def test_the_standard_path_equals_a_pandas_reference(project, big_csv):
+    """CSV -> RandomSplit -> StandardPreprocesser gives, row for row, what the same definition
+    written in pandas gives: the split by a hash of each row, the standardisation fitted on
+    train, the one-hot columns (the data path's speed must never change its output)."""
+    import pandas as pd
+
+    pipeline = Pipeline("reference-path")
+    source = pipeline.add_step(CSVSource(path=str(big_csv), label="label"))
+    split = pipeline.add_step(
+        RandomSplit(data=source, split_map={"train": 0.8, "eval": 0.2}, seed=7)
+    )
+    pipeline.add_step(StandardPreprocesser(data=split, features=["id", "x", "y", "colour"]))
+    result = pipeline.run(enable_cache=False)
+    out = result.load("standard_preprocesser", "transformed")
+
+    frame = pd.read_csv(big_csv, engine="pyarrow")
+    key = f"{7:016d}"[-16:]
+    position = pd.util.hash_pandas_object(frame, index=False, hash_key=key).to_numpy() / 2.0**64
+    expected_splits = {"train": frame[position < 0.8], "eval": frame[position >= 0.8]}
+    train = expected_splits["train"]
+    numeric = ["id", "x", "y"]
+    means, stds = train[numeric].mean(), train[numeric].std(ddof=0)
+    vocabulary = train["colour"].value_counts().index
+    assert sorted(out.splits) == ["eval", "train"]
+    for name, part in expected_splits.items():
+        got = out.read(name).to_pandas()
+        # the ids are standardised: restore them to match rows
+        got["row"] = np.rint(got["id"] * stds["id"] + means["id"]).astype(np.int64)
+        got = got.sort_values("row").reset_index(drop=True)
+        part = part.sort_values("id").reset_index(drop=True)
+        assert got["row"].tolist() == part["id"].tolist()
+        for column in ("x", "y"):
+            expected = ((part[column] - means[column]) / stds[column]).to_numpy(np.float32)
+            np.testing.assert_allclose(got[column].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+        for value in vocabulary:
+            expected = (part["colour"] == value).to_numpy(np.float32)
+            np.testing.assert_array_equal(got[f"colour={value}"].to_numpy(), expected)
+        assert got["label"].tolist() == part["label"].tolist()
+
+
+def test_a_large_csv_is_read_as_a_stream_with_the_types_of_the_whole_file(project, tmp_path):
+    """Past the first block (16 MiB) a column may prove wider than the block's inference: an
+    int column holds a float, a number column a word. The dataset has the whole file's types,
+    and bad values far down the file are named by their row."""
+    from zenml_core.exceptions import DataWarning
+    from zenml_core.steps.csv_source import BLOCK_BYTES
+
+    rows = 1_800_000
+    lines = ["count,amount,code,label"]
+    lines += [f"{i},{i % 97},{i % 13},{i % 2}" for i in range(rows)]
+    lines[-2] = f"{rows - 2},1.5,7,0"  # amount: int64 in the first block, double overall
+    lines[-1] = f"{rows - 1},3,x7,1"  # code: numbers but for one word
+    path = tmp_path / "large.csv"
+    path.write_text("\n".join(lines) + "\n")
+    size = path.stat().st_size
+    assert size > 1.5 * BLOCK_BYTES, size  # the odd values are in a later block
+    with pytest.warns(DataWarning, match=rf"'code' .* the first 'x7' at data row {rows}\b"):
+        result = run_single(project, CSVSource(path=str(path), label="label")).run()
+    dataset = result.load("csv_source")
+    whole = pacsv.read_csv(path)
+    assert dataset.schema() == whole.schema
+    assert dataset.num_rows() == rows
+    assert dataset.read().equals(whole)
+    with pytest.raises(
+        StepFailedError,
+        match=rf"should be int, but data row {rows} \(line {rows + 1} of the file\) holds 'x7'",
+    ):
+        run_single(project, CSVSource(path=str(path), columns={"code": "int"})).run()

@@ -15,6 +15,8 @@ from typing import Any
 from zenml_core.pipeline.materializers import DATA, Materializer, register_materializer
 
 PARQUET = ".parquet"
+#: rows per Parquet row group: the unit of work a data step's Beam job spreads over workers
+ROW_GROUP = 1 << 16
 #: what a dataset says of itself (its label column), beside its Parquet files
 INFO_FILE = "dataset.json"
 
@@ -78,6 +80,53 @@ class Dataset:
         import pyarrow.parquet as pq
 
         return pq.read_schema(self.files(split)[0])
+
+
+def write_parquet(table: Any, where: Any) -> None:
+    """How every data step writes Parquet (``where``: a path or a binary file). Dictionary
+    encoding only for columns that are not floats: measured floats seldom repeat, and trying
+    costs as much as the rest of the write."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
+    pq.write_table(table, where, row_group_size=ROW_GROUP, use_dictionary=dictionary)
+
+
+def parquet_writer(where: Any, schema: Any) -> Any:
+    """A ``pyarrow.parquet.ParquetWriter`` with the options of ``write_parquet``, for a file
+    written a row group at a time."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    dictionary = [f.name for f in schema if not pa.types.is_floating(f.type)]
+    return pq.ParquetWriter(where, schema, use_dictionary=dictionary)
+
+
+def row_groups(data: Dataset, source: str, split: str | None = None) -> list[tuple[str, int]]:
+    """(file, row group) of every row group of a split (or of the unsplit dataset): the units
+    of work a Beam job spreads over its workers, the files named where the workers read them
+    (``source``: the dataset's folder there)."""
+    import pyarrow.parquet as pq
+
+    from zenml_core.pipeline.context import join
+
+    folder = [split] if split else []
+    return [
+        (join(source, *folder, path.name), index)
+        for path in data.files(split)
+        for index in range(pq.ParquetFile(path).num_row_groups)
+    ]
+
+
+def read_row_group(path: str, index: int, columns: list[str] | None = None) -> Any:
+    """One row group as a pyarrow Table, read where the job runs (a path or a URI)."""
+    import pyarrow.parquet as pq
+
+    from zenml_core.pipeline.context import open_binary
+
+    with open_binary(path, "rb") as file:
+        return pq.ParquetFile(file).read_row_group(index, columns=columns)
 
 
 def _parquet_in(folder: Path) -> list[Path]:

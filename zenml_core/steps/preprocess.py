@@ -16,7 +16,7 @@ from typing import Any
 from zenml_core.exceptions import ConfigError
 from zenml_core.pipeline.context import StepContext, join, open_binary
 from zenml_core.pipeline.step import Outputs, Step
-from zenml_core.steps.dataset import Dataset
+from zenml_core.steps.dataset import Dataset, read_row_group, row_groups, write_parquet
 
 LABEL = "label"  # the label column's name in transformed data
 
@@ -188,25 +188,27 @@ def _job(
         )
 
     def summed(part: tuple[str, str, int]) -> Any:
-        return accumulate.batch(_row_group(part, columns))
+        _, path, index = part
+        return accumulate.batch(read_row_group(path, index, columns))
 
     run_id, step = ctx.run_id, ctx.step
 
     def transformed(part: tuple[str, str, int], transform: dict[str, Any]) -> Any:
-        import pyarrow.parquet as pq
-
         from zenml_core import progress
 
         split, path, index = part
-        table = _row_group(part, columns)
+        table = read_row_group(path, index, columns)
         progress.count(run_id, step, table.num_rows)  # live where the job runs here
-        # all-float features: dictionary encoding would only cost time
         name = join(target, split, f"part-{PurePosixPath(path).stem}-{index:05d}.parquet")
         with open_binary(name, "wb") as file:
-            pq.write_table(apply_transform(table, transform), file, use_dictionary=False)
+            write_parquet(apply_transform(table, transform), file)
         return split, accumulate.batch(table)
 
-    parts = _row_group_list(data, source)
+    parts = [
+        (split, path, index)
+        for split in data.splits
+        for path, index in row_groups(data, source, split)
+    ]
     with job:
         pipeline = job.pipeline
         transform = (
@@ -233,27 +235,6 @@ def _job(
     reported = dict(map(json.loads, (reports / "report").read_text().splitlines()))
     transform_json = reported.pop("")
     return Dataset(out), transform_json, {split: _summary(m) for split, m in reported.items()}
-
-
-def _row_group_list(data: Dataset, source: str) -> list[tuple[str, str, int]]:
-    """(split, file, row group) of every row group: the units of work spread over workers,
-    their files named where the workers read them (``source``: the dataset's folder there)."""
-    import pyarrow.parquet as pq
-
-    return [
-        (split, join(source, split, path.name), index)
-        for split in data.splits
-        for path in data.files(split)
-        for index in range(pq.ParquetFile(path).num_row_groups)
-    ]
-
-
-def _row_group(part: tuple[str, str, int], columns: list[str]) -> Any:
-    import pyarrow.parquet as pq
-
-    _, path, index = part
-    with open_binary(path, "rb") as file:
-        return pq.ParquetFile(file).read_row_group(index, columns=columns)
 
 
 # -- the transform ----------------------------------------------------------------------------

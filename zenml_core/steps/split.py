@@ -1,14 +1,15 @@
-"""Splits, as Beam jobs over Arrow record batches under the step's processing backend."""
+"""Splits, as Beam jobs over Parquet row groups under the step's processing backend."""
 
 from __future__ import annotations
 
 import re
+from pathlib import PurePosixPath
 from typing import Any
 
 from zenml_core.exceptions import ConfigError
-from zenml_core.pipeline.context import StepContext, join
+from zenml_core.pipeline.context import StepContext, join, open_binary
 from zenml_core.pipeline.step import Step
-from zenml_core.steps.dataset import Dataset
+from zenml_core.steps.dataset import Dataset, read_row_group, row_groups, write_parquet
 
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -138,41 +139,47 @@ class _ByValue:
 
 
 def _run(ctx: StepContext, data: Dataset, rule: Any) -> Dataset:
-    """A Beam job: read Parquet batches, tag each row with its split, write one folder each."""
+    """A Beam job over the dataset's row groups, spread over the workers: each is read, its
+    rows tagged with their split, and each split's rows written as a file of that split. Only
+    file names travel between workers; the data is read once and written once."""
     import apache_beam as beam
 
     out = ctx.output_dir()
-    schema = data.schema()
     names = rule.names
-
-    run_id, step = ctx.run_id, ctx.step  # strings: the transform is pickled for the job
-
-    class AssignSplits(beam.DoFn):  # type: ignore[misc]
-        def process(self, table: Any) -> Any:
-            import pyarrow as pa
-
-            from zenml_core import progress
-
-            progress.count(run_id, step, table.num_rows)  # live where the job runs here
-            splits = rule.assign(table)
-            for index, name in enumerate(names):
-                mask = splits == index
-                if mask.any():
-                    yield beam.pvalue.TaggedOutput(name, table.filter(pa.array(mask)))
-
+    run_id, step = ctx.run_id, ctx.step  # strings: the function is pickled for the job
     for name in names:
         (out / name).mkdir()
-    with ctx.beam_job() as job:
-        source, target = job.input(data.path), job.output(out)
-        tagged = (
+    job = ctx.beam_job()
+    source, target = job.input(data.path), job.output(out)
+
+    def split_row_group(part: tuple[str, int]) -> None:
+        import pyarrow as pa
+
+        from zenml_core import progress
+
+        path, index = part
+        table = read_row_group(path, index)
+        progress.count(run_id, step, table.num_rows)  # live where the job runs here
+        splits = rule.assign(table)
+        for position, name in enumerate(names):
+            mask = splits == position
+            if mask.any():
+                file = join(target, name, f"part-{PurePosixPath(path).stem}-{index:05d}.parquet")
+                with open_binary(file, "wb") as handle:
+                    write_parquet(table.filter(pa.array(mask)), handle)
+
+    parts = row_groups(data, source)
+    with job:
+        _ = (
             job.pipeline
-            | "read" >> beam.io.ReadFromParquetBatched(join(source, "*.parquet"))
-            | "assign" >> beam.ParDo(AssignSplits()).with_outputs(*names)
+            | "row groups" >> beam.Create(parts)
+            | "spread row groups" >> beam.Reshuffle()
+            | "split" >> beam.Map(split_row_group)
         )
-        for name in names:
-            _ = tagged[name] | f"write {name}" >> beam.io.WriteToParquetBatched(
-                join(target, name, "part"), schema, file_name_suffix=".parquet"
-            )
+    schema = data.schema()
+    for name in names:  # a split no row fell into is an empty file, as a split of no rows
+        if not any((out / name).glob("*.parquet")):
+            write_parquet(schema.empty_table(), out / name / "part-empty.parquet")
     split = Dataset(out)
     data.copy_info_to(split)
     return split
