@@ -278,14 +278,18 @@ def apply_transform(table: Any, transform: dict[str, Any]) -> Any:
 
     columns: dict[str, Any] = {}
     for name, (mean, std) in transform["numeric"].items():
-        values = table[name].to_numpy(zero_copy_only=False).astype(np.float64)
-        scaled = np.nan_to_num((values - mean) / std, nan=0.0)  # a missing value is the mean
+        values = table[name].to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        scaled = values - mean  # in place from here on
+        scaled /= std
+        np.nan_to_num(scaled, copy=False, nan=0.0)  # a missing value is the mean
         columns[name] = pa.array(scaled.astype(np.float32))
     for name, vocabulary in transform["vocabularies"].items():
-        values = table[name].cast("string")
-        for value in vocabulary:
-            hit = pc.fill_null(pc.equal(values, value), False)
-            columns[f"{name}={value}"] = pc.cast(hit, pa.float32())
+        # each value's position in the vocabulary once, then a comparison of integers per
+        # one-hot column (not of strings)
+        found = pc.index_in(table[name].cast("string"), value_set=pa.array(vocabulary, pa.string()))
+        codes = pc.fill_null(found, -1).to_numpy(zero_copy_only=False)
+        for position, value in enumerate(vocabulary):
+            columns[f"{name}={value}"] = pa.array((codes == position).astype(np.float32))
     label = transform["label"]
     if label in table.column_names:
         if transform["classes"] is None:
