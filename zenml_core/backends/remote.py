@@ -237,7 +237,9 @@ class RemotePlatform(Protocol):
         """What the work printed since ``offset``, and the offset to ask from next."""
 
     def cancel(self, job: str) -> None:
-        """Stop work that has not ended (it must not go on running, or billing)."""
+        """Stop work that has not ended (it must not go on running, or billing), and return
+        once it has stopped: the driver records the interruption next, and work still
+        running could write the run's record after that."""
 
     def cleanup(self, job: str) -> None:
         """Remove what is left of ended work that would otherwise stay (a VM, say)."""

@@ -16,7 +16,9 @@ import base64
 import contextlib
 import hashlib
 import re
+import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +53,7 @@ STUCK_REASONS = {
 }
 #: API answers worth a retry (throttling, a server hiccup)
 RETRY_STATUSES = (429, 500, 502, 503, 504)
+STOP_WAIT_SECONDS = 60  # the default termination grace period (30 s), and then some
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -481,14 +484,33 @@ class _KubernetesPlatform:
         return text[offset:], len(text)
 
     def cancel(self, job_id: str) -> None:
+        """Delete the Job and return once its pods have stopped: until then a container can
+        still write the run's record, and the driver records the interruption after this."""
+        name = _job_name(job_id)
         with contextlib.suppress(JobNotFound):
             self._call(
                 "delete the Job",
                 self.batch.delete_namespaced_job,
-                _job_name(job_id),
+                name,
                 self.namespace,
                 propagation_policy="Background",
             )
+        deadline = time.monotonic() + STOP_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            pods = self._call(
+                "list the Job's pods",
+                self.core.list_namespaced_pod,
+                self.namespace,
+                label_selector=f"job-name={name}",
+            ).items
+            if all(pod.status and pod.status.phase in ("Succeeded", "Failed") for pod in pods):
+                return
+            time.sleep(0.5)
+        print(
+            f"zenml: the pods of Job {self.namespace}/{name} were still stopping after "
+            f"{STOP_WAIT_SECONDS} s; they end within their termination grace period",
+            file=sys.stderr,
+        )
 
     def cleanup(self, job_id: str) -> None:
         """An ended Job costs nothing and keeps its logs: its TTL removes it."""

@@ -332,13 +332,17 @@ class LoopbackKubernetes(LoopbackService):
                 owners = raw["metadata"].get("ownerReferences") or []
                 if owners and not any(o.get("uid") in live_uids for o in owners):
                     meta = raw["metadata"]
+                    pod = self._pods.get((meta.get("namespace"), meta["name"]))
+                    if pod is not None and pod.running is not None and not pod.done.is_set():
+                        # as the kubelet does: the Pod object goes only once its container
+                        # has stopped, so "no pods left" means nothing can still write
+                        if pod.killed_because != "deleted":
+                            pod.killed_because = "deleted"
+                            pod.running.kill()
+                        continue
                     obj = self._object(resource, meta.get("namespace"), meta["name"])
                     if obj is not None:
                         obj.delete()
-                        pod = self._pods.get((meta.get("namespace"), meta["name"]))
-                        if pod is not None and pod.running is not None and not pod.done.is_set():
-                            pod.killed_because = "deleted"
-                            pod.running.kill()
 
     def _expire_finished_jobs(self) -> None:
         now = datetime.datetime.now(datetime.UTC)
