@@ -195,7 +195,8 @@ def test_local_orchestrator_round_trip(zenml_plugins):
             },
             "at least 1",
         ),
-        ({"num_workers": 2}, "needs running_mode='multi_processing'"),
+        ({"running_mode": "in_memory", "num_workers": 2}, "needs running_mode='multi_processing'"),
+        ({"num_workers": 2}, "listen_on_all_interfaces=True"),  # "auto" may use them
     ],
 )
 def test_local_processing_refuses_unsafe_beam_settings(params, message):

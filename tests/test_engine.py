@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from pathlib import Path
 
 import demo_steps
@@ -178,6 +180,27 @@ def test_processing_backend_gives_explicit_local_beam_args():
         "--direct_running_mode=multi_processing",
         "--direct_num_workers=2",
     ]
+
+
+@pytest.mark.parametrize(
+    ("cores", "mode", "workers", "said"),
+    [
+        (2, "in_memory", 1, "this machine has 2 cores"),
+        (8, "multi_processing", 2, "on 2 workers (running_mode='auto': 8 cores)"),
+    ],
+)
+def test_auto_mode_uses_worker_processes_only_where_they_can_be_faster_and_says_so(
+    monkeypatch, capsys, cores, mode, workers, said
+):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cores)))
+    backend = LocalProcessingBackend(num_workers=2, listen_on_all_interfaces=True)
+    assert backend.running_mode == "auto"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the all-interfaces warning
+        args = backend.beam_args("job-1")
+    assert f"--direct_running_mode={mode}" in args
+    assert f"--direct_num_workers={workers}" in args
+    assert said in capsys.readouterr().out
 
 
 # -- bad input: clear errors before anything is written ---------------------------------------

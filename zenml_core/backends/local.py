@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 #: Beam runners that execute on this machine without downloading anything. Beam's default
 #: DirectRunner first tries to fetch a Prism binary from the internet, so it is never implied.
 LOCAL_BEAM_RUNNERS = ("FnApiRunner", "BundleBasedDirectRunner")
+RUNNING_MODES = ("auto", "in_memory", "multi_processing")
 
 
 @dataclass
@@ -42,8 +44,10 @@ class LocalProcessingBackend(BaseProcessingBackend):
     """Runs a data step's Beam job on this machine with an explicitly chosen local runner."""
 
     runner: str = "FnApiRunner"
-    #: "in_memory" or "multi_processing"; Beam's "multi_threading" is refused (it lost rows).
-    running_mode: str = "in_memory"
+    #: "auto", "in_memory" or "multi_processing"; Beam's "multi_threading" is refused (it
+    #: lost rows). "auto" runs ``num_workers`` worker processes only where they can be faster
+    #: than this process (see ``chosen_mode``) and says which it chose.
+    running_mode: str = "auto"
     num_workers: int = 1
     #: multi_processing makes Beam's FnApiRunner serve its workers over gRPC on every network
     #: interface ('[::]', hard-coded in worker_handlers.py; Beam has no setting to bind them
@@ -61,18 +65,22 @@ class LocalProcessingBackend(BaseProcessingBackend):
                 "LocalProcessingBackend: running_mode 'multi_threading' silently loses rows in "
                 "Beam's FnApiRunner; use 'multi_processing' for parallelism or 'in_memory'."
             )
-        if self.running_mode not in ("in_memory", "multi_processing"):
+        if self.running_mode not in RUNNING_MODES:
             raise ConfigError(
                 f"LocalProcessingBackend: running_mode {self.running_mode!r} is unknown; "
-                "use 'in_memory' or 'multi_processing'."
+                f"use one of {list(RUNNING_MODES)}."
             )
         if self.num_workers < 1:
             raise ConfigError(
                 f"LocalProcessingBackend: num_workers must be at least 1, got {self.num_workers}."
             )
-        if self.running_mode == "multi_processing" and not self.listen_on_all_interfaces:
+        may_use_workers = self.running_mode == "multi_processing" or (
+            self.running_mode == "auto" and self.num_workers > 1
+        )
+        if may_use_workers and not self.listen_on_all_interfaces:
             raise ConfigError(
-                "LocalProcessingBackend: running_mode 'multi_processing' makes Beam open "
+                f"LocalProcessingBackend: worker processes (running_mode={self.running_mode!r}, "
+                f"num_workers={self.num_workers}) make Beam open "
                 "unauthenticated gRPC servers on every network interface of this machine "
                 "(Beam binds them to '[::]' and offers no setting for 127.0.0.1). Use "
                 "running_mode='in_memory', or, on a machine no one else can reach, accept it "
@@ -80,11 +88,36 @@ class LocalProcessingBackend(BaseProcessingBackend):
             )
         if self.running_mode == "in_memory" and self.num_workers != 1:
             raise ConfigError(
-                "LocalProcessingBackend: num_workers > 1 needs running_mode='multi_processing'."
+                "LocalProcessingBackend: num_workers > 1 needs running_mode='multi_processing' "
+                "(or 'auto', which uses them where they are faster)."
             )
 
+    def chosen_mode(self) -> tuple[str, str]:
+        """The Beam running mode a job gets, and why. "auto" keeps a job in this process on
+        a machine of at most 2 cores: the data steps' Arrow kernels already use both, and 2
+        worker processes measured 1.5x slower than one process there (3M rows,
+        bench/standard_path.py); each worker imports Beam and gets its data over gRPC."""
+        if self.running_mode != "auto":
+            return self.running_mode, f"running_mode={self.running_mode!r}"
+        if self.num_workers == 1:
+            return "in_memory", "num_workers=1"
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        if (cores or 1) <= 2:
+            return "in_memory", (
+                f"running_mode='auto': this machine has {cores} cores, which one process's "
+                f"Arrow threads already use; {self.num_workers} worker processes would be slower"
+            )
+        return "multi_processing", f"running_mode='auto': {cores} cores"
+
     def beam_args(self, job_name: str) -> list[str]:
-        if self.running_mode == "multi_processing":
+        mode, reason = self.chosen_mode()
+        if self.running_mode == "auto" and self.num_workers > 1:
+            print(
+                f"zenml: Beam job {job_name} runs "
+                + ("in this process" if mode == "in_memory" else f"on {self.num_workers} workers")
+                + f" ({reason})"
+            )
+        if mode == "multi_processing":
             import warnings
 
             warnings.warn(
@@ -97,8 +130,8 @@ class LocalProcessingBackend(BaseProcessingBackend):
         return [
             f"--runner={self.runner}",
             f"--job_name={job_name}",
-            f"--direct_running_mode={self.running_mode}",
-            f"--direct_num_workers={self.num_workers}",
+            f"--direct_running_mode={mode}",
+            f"--direct_num_workers={self.num_workers if mode == 'multi_processing' else 1}",
         ]
 
 
