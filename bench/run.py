@@ -12,8 +12,9 @@ import history
 import plugin_discovery
 import portable
 import preprocessing
+import standard_path
 
-BENCHMARKS = [plugin_discovery, engine_overhead, history, preprocessing, portable]
+BENCHMARKS = [plugin_discovery, engine_overhead, history, preprocessing, standard_path, portable]
 
 
 def main() -> int:

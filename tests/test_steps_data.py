@@ -86,6 +86,7 @@ def test_rows_in_equal_rows_out_and_splits_are_deterministic(project, big_csv, b
     ("content", "step_args", "message"),
     [
         ("a,label\n", {"label": "label"}, "has a header but no rows"),
+        ("", {"label": "label"}, "is empty; it needs a header line and rows"),
         (
             "a,b\n1,2\n",
             {"label": "label"},
@@ -133,6 +134,20 @@ def test_a_stray_word_in_a_numeric_column_is_reported(project, tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", DataWarning)
         run_single(project, CSVSource(path=str(path))).run()
+
+
+def test_a_csv_is_read_whole_without_a_last_line_end_and_gzipped(project, tmp_path):
+    import gzip
+
+    content = "a,city,label\n1.5,Oslo,0\n2,Rome,1\n-3,Oslo,1"  # no line end after the last row
+    plain, zipped = tmp_path / "in.csv", tmp_path / "in.csv.gz"
+    plain.write_text(content)
+    zipped.write_bytes(gzip.compress(content.encode()))
+    for path in (plain, zipped):
+        dataset = (
+            run_single(project, CSVSource(path=str(path), label="label")).run().load("csv_source")
+        )
+        assert dataset.read().equals(pacsv.read_csv(plain)), path
 
 
 def test_missing_file_is_named(project, tmp_path):
@@ -404,11 +419,11 @@ def test_the_standard_path_equals_a_pandas_reference(project, big_csv):
 
 
 def test_a_large_csv_is_read_as_a_stream_with_the_types_of_the_whole_file(project, tmp_path):
-    """Past the first block (16 MiB) a column may prove wider than the block's inference: an
-    int column holds a float, a number column a word. The dataset has the whole file's types,
-    and bad values far down the file are named by their row."""
+    """Past the first chunk a column may prove wider than the chunk's inference: an int column
+    holds a float, a number column a word. The dataset has the whole file's types, and bad
+    values far down the file are named by their row."""
     from zenml_core.exceptions import DataWarning
-    from zenml_core.steps.csv_source import BLOCK_BYTES
+    from zenml_core.steps.csv_source import BLOCK_BYTES, CHUNK_BYTES
 
     rows = 1_800_000
     lines = ["count,amount,code,label"]
@@ -418,7 +433,7 @@ def test_a_large_csv_is_read_as_a_stream_with_the_types_of_the_whole_file(projec
     path = tmp_path / "large.csv"
     path.write_text("\n".join(lines) + "\n")
     size = path.stat().st_size
-    assert size > 1.5 * BLOCK_BYTES, size  # the odd values are in a later block
+    assert size > 1.5 * max(BLOCK_BYTES, CHUNK_BYTES), size  # the odd values come later
     with pytest.warns(DataWarning, match=rf"'code' .* the first 'x7' at data row {rows}\b"):
         result = run_single(project, CSVSource(path=str(path), label="label")).run()
     dataset = result.load("csv_source")
@@ -431,3 +446,36 @@ def test_a_large_csv_is_read_as_a_stream_with_the_types_of_the_whole_file(projec
         match=rf"should be int, but data row {rows} \(line {rows + 1} of the file\) holds 'x7'",
     ):
         run_single(project, CSVSource(path=str(path), columns={"code": "int"})).run()
+
+
+def test_threaded_map_gives_every_output_once_and_fails_with_its_element_s_error():
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.testing.util import assert_that, equal_to
+
+    from zenml_core.steps.threaded import threaded_map, threads
+
+    def options():
+        return PipelineOptions(["--runner=FnApiRunner", "--direct_running_mode=in_memory"])
+
+    count = 5 * threads() + 3  # more than are ever in flight, and not a multiple of it
+    with beam.Pipeline(options=options()) as pipeline:
+        offset = pipeline | "offset" >> beam.Create([1000])
+        got = (
+            pipeline
+            | beam.Create(range(count))
+            | beam.Reshuffle()
+            | threaded_map(lambda x, o: x + o, beam.pvalue.AsSingleton(offset))
+        )
+        assert_that(got, equal_to([x + 1000 for x in range(count)]))
+
+    def refuse_seven(x: int) -> int:
+        if x == 7:
+            raise ValueError("element 7 is bad")
+        return x
+
+    with (
+        pytest.raises(Exception, match="element 7 is bad"),
+        beam.Pipeline(options=options()) as pipeline,
+    ):
+        _ = pipeline | beam.Create(range(count)) | threaded_map(refuse_seven)

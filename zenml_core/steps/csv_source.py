@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,9 @@ TYPES = {"int": "int64", "float": "float64", "string": "string", "bool": "bool"}
 ROWS_PER_FILE = 1 << 18  # several files let a Beam job spread over workers
 # the CSV is read a block at a time, so memory does not grow with it (4 MiB measured fastest)
 BLOCK_BYTES = 1 << 22
+# ... and converted a chunk of lines at a time by Arrow's threads (its streaming reader parses
+# on one thread: 2.9 s for 3M rows against 1.4 s in 8 MiB chunks, measured on 2 cores)
+CHUNK_BYTES = 1 << 23
 
 
 class CSVSource(Step):
@@ -107,27 +112,74 @@ def _convert(
     it read. Memory holds a block and a row group, whatever the file's size."""
     import pyarrow as pa
 
-    reader = _reader(path, delimiter, types)
-    names = reader.schema.names
+    tables = _tables(path, delimiter, types)
+    first = next(tables, None)
+    if first is None:
+        raise ConfigError(f"CSVSource: {path} is empty; it needs a header line and rows.")
+    names = first.schema.names
     missing = [c for c in required if c and c not in names]
     if missing:
         raise ConfigError(f"CSVSource: {path} has no column(s) {missing}; its columns are {names}.")
     numbers = {
         f.name: _NumberCount()
-        for f in reader.schema
+        for f in first.schema
         if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
     }
     parts, rows = _Parts(out), 0
     try:
-        for batch in _batches(reader):
+        for table in itertools.chain([first], tables):
             for name, count in numbers.items():
-                count.add(batch.column(name), rows)
-            rows += batch.num_rows
-            parts.add(batch)
+                count.add(table.column(name), rows)
+            rows += table.num_rows
+            for batch in table.to_batches():
+                parts.add(batch)
         parts.flush()
     finally:
         parts.close()
     return rows, numbers
+
+
+def _tables(path: str, delimiter: str, types: dict[str, Any]) -> Iterator[Any]:
+    """The CSV as tables of about CHUNK_BYTES each, cut at line ends (Arrow's readers do not
+    allow line breaks in values either). The first chunk's header and inferred types are the
+    rest's, so a later value that does not fit fails as it would in one read of the file."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    parse = pacsv.ParseOptions(delimiter=delimiter)
+    read = pacsv.ReadOptions(block_size=BLOCK_BYTES)
+    convert = pacsv.ConvertOptions(column_types=types)
+    for chunk in _line_chunks(path):
+        table = pacsv.read_csv(
+            pa.BufferReader(chunk), read_options=read, parse_options=parse, convert_options=convert
+        )
+        if not read.column_names:  # the header was the first chunk's
+            read = pacsv.ReadOptions(block_size=BLOCK_BYTES, column_names=table.schema.names)
+            convert = pacsv.ConvertOptions(column_types={f.name: f.type for f in table.schema})
+        yield table
+
+
+def _line_chunks(path: str) -> Iterator[bytes]:
+    """The file's bytes, about CHUNK_BYTES at a time, each ending at a line's end. A path
+    ending .gz, .bz2... is decompressed, as Arrow's own CSV readers do."""
+    import pyarrow as pa
+
+    try:
+        stream = pa.input_stream(path)
+    except FileNotFoundError as error:
+        raise ConfigError(f"CSVSource: no file {path}.") from error
+    except OSError as error:
+        raise ConfigError(f"CSVSource: cannot read {path}: {error}") from error
+    with stream:
+        rest = b""
+        while data := stream.read(CHUNK_BYTES):
+            data = rest + data
+            end = data.rfind(b"\n") + 1
+            if end:
+                yield data[:end]
+            rest = data[end:]
+        if rest.strip():
+            yield rest
 
 
 class _Parts:

@@ -172,6 +172,8 @@ def _job(
     travel between workers; the data stays where it is read."""
     import apache_beam as beam
 
+    from zenml_core.steps.threaded import threaded_map
+
     fit_split, categorical, label, label_numeric, max_vocabulary = fit
     accumulate = _Accumulate(numeric, counted)
     out = ctx.output_dir()
@@ -215,7 +217,7 @@ def _job(
             pipeline
             | "fit parts" >> beam.Create([p for p in parts if p[0] == fit_split])
             | "spread fit parts" >> beam.Reshuffle()
-            | "sum fit split" >> beam.Map(summed)
+            | "sum fit split" >> threaded_map(summed)
             | "merge fit split" >> beam.CombineGlobally(_Accumulate.merge)
             | "fit" >> beam.Map(fit_from)
         )
@@ -223,7 +225,7 @@ def _job(
             pipeline
             | "parts" >> beam.Create(parts)
             | "spread parts" >> beam.Reshuffle()
-            | "transform" >> beam.Map(transformed, beam.pvalue.AsSingleton(transform))
+            | "transform" >> threaded_map(transformed, beam.pvalue.AsSingleton(transform))
             | "merge per split" >> beam.CombinePerKey(_Accumulate.merge)
             | "report splits" >> beam.Map(json.dumps)
         )

@@ -144,6 +144,8 @@ def _run(ctx: StepContext, data: Dataset, rule: Any) -> Dataset:
     file names travel between workers; the data is read once and written once."""
     import apache_beam as beam
 
+    from zenml_core.steps.threaded import threaded_map
+
     out = ctx.output_dir()
     names = rule.names
     run_id, step = ctx.run_id, ctx.step  # strings: the function is pickled for the job
@@ -174,7 +176,7 @@ def _run(ctx: StepContext, data: Dataset, rule: Any) -> Dataset:
             job.pipeline
             | "row groups" >> beam.Create(parts)
             | "spread row groups" >> beam.Reshuffle()
-            | "split" >> beam.Map(split_row_group)
+            | "split" >> threaded_map(split_row_group)
         )
     schema = data.schema()
     for name in names:  # a split no row fell into is an empty file, as a split of no rows
