@@ -84,6 +84,29 @@ def test_fingerprints_follow_content(tmp_path):
     assert (tmp_path / "0" / MANIFEST).read_text().strip() == digests[0]
 
 
+def test_a_large_folder_hashed_in_threads_has_the_fingerprint_of_one_hashed_in_one(
+    tmp_path, monkeypatch
+):
+    from zenml_core.artifacts import base
+
+    folder = tmp_path / "data"
+    (folder / "train").mkdir(parents=True)
+    for i in range(6):
+        (folder / "train" / f"part-{i}").write_bytes(bytes([i]) * 100_000)
+    (folder / "eval").mkdir()
+    (folder / "eval" / "part-0").write_bytes(b"eval" * 1000)
+    monkeypatch.setattr(base, "THREADED_FINGERPRINT_BYTES", 0)
+    threaded = base.fingerprint(folder)
+    monkeypatch.setattr(base, "THREADED_FINGERPRINT_BYTES", 1 << 40)
+    assert base.fingerprint(folder) == threaded
+    (folder / "train" / "part-3").write_bytes(bytes([3]) * 99_999 + b"x")  # one byte changed
+    monkeypatch.setattr(base, "THREADED_FINGERPRINT_BYTES", 0)
+    assert base.fingerprint(folder) != threaded
+    (folder / "train" / "part-3").write_bytes(bytes([3]) * 100_000)
+    (folder / "train" / "part-3").rename(folder / "train" / "part-3b")  # a file renamed
+    assert base.fingerprint(folder) != threaded
+
+
 def test_code_package_honours_gitignore_and_is_content_addressed(tmp_path):
     project = tmp_path / "project"
     (project / "pkg").mkdir(parents=True)

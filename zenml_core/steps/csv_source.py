@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -127,12 +128,18 @@ def _convert(
     }
     parts, rows = _Parts(out), 0
     try:
-        for table in itertools.chain([first], tables):
-            for name, count in numbers.items():
-                count.add(table.column(name), rows)
-            rows += table.num_rows
-            for batch in table.to_batches():
-                parts.add(batch)
+        # a chunk is written while the next is parsed; memory holds two chunks at most
+        with ThreadPoolExecutor(1, thread_name_prefix="zenml-csv-write") as writer:
+            writing: Future[None] | None = None
+            for table in itertools.chain([first], tables):
+                for name, count in numbers.items():
+                    count.add(table.column(name), rows)
+                rows += table.num_rows
+                if writing is not None:
+                    writing.result()
+                writing = writer.submit(parts.add_table, table)
+            if writing is not None:
+                writing.result()
         parts.flush()
     finally:
         parts.close()
@@ -202,6 +209,10 @@ class _Parts:
             self._write(table.slice(0, ROW_GROUP))
             rest = table.slice(ROW_GROUP)
             self.pending, self.buffered = rest.to_batches(), rest.num_rows
+
+    def add_table(self, table: Any) -> None:
+        for batch in table.to_batches():
+            self.add(batch)
 
     def flush(self) -> None:
         import pyarrow as pa
