@@ -83,12 +83,20 @@ class Dataset:
 
 
 def write_parquet(table: Any, where: Any) -> None:
-    """How every data step writes Parquet (``where``: a path or a binary file). Dictionary
-    encoding only for columns that are not floats: measured floats seldom repeat, and trying
-    costs as much as the rest of the write."""
+    """How every data step writes Parquet (``where``: a local path, a URI as a job's workers
+    see it, or a binary file). Dictionary encoding only for columns that are not floats:
+    measured floats seldom repeat, and trying costs as much as the rest of the write."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if isinstance(where, str) and "://" in where:
+        from zenml_core.pipeline.context import open_binary
+
+        with open_binary(where, "wb") as handle:
+            write_parquet(table, handle)
+        return
+    if isinstance(where, str | Path):  # Arrow's own file, not a Python one: no GIL per write
+        Path(where).parent.mkdir(parents=True, exist_ok=True)
     dictionary = [f.name for f in table.schema if not pa.types.is_floating(f.type)]
     pq.write_table(table, where, row_group_size=ROW_GROUP, use_dictionary=dictionary)
 
@@ -125,6 +133,8 @@ def read_row_group(path: str, index: int, columns: list[str] | None = None) -> A
 
     from zenml_core.pipeline.context import open_binary
 
+    if "://" not in path:  # Arrow reads a local file itself, without the GIL
+        return pq.ParquetFile(path).read_row_group(index, columns=columns)
     with open_binary(path, "rb") as file:
         return pq.ParquetFile(file).read_row_group(index, columns=columns)
 

@@ -14,7 +14,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from zenml_core.exceptions import ConfigError
-from zenml_core.pipeline.context import StepContext, join, open_binary
+from zenml_core.pipeline.context import StepContext, join
 from zenml_core.pipeline.step import Outputs, Step
 from zenml_core.steps.dataset import Dataset, read_row_group, row_groups, write_parquet
 
@@ -202,8 +202,7 @@ def _job(
         table = read_row_group(path, index, columns)
         progress.count(run_id, step, table.num_rows)  # live where the job runs here
         name = join(target, split, f"part-{PurePosixPath(path).stem}-{index:05d}.parquet")
-        with open_binary(name, "wb") as file:
-            write_parquet(apply_transform(table, transform), file)
+        write_parquet(apply_transform(table, transform), name)
         return split, accumulate.batch(table)
 
     parts = [

@@ -7,7 +7,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from zenml_core.exceptions import ConfigError
-from zenml_core.pipeline.context import StepContext, join, open_binary
+from zenml_core.pipeline.context import StepContext, join
 from zenml_core.pipeline.step import Step
 from zenml_core.steps.dataset import Dataset, read_row_group, row_groups, write_parquet
 
@@ -167,8 +167,7 @@ def _run(ctx: StepContext, data: Dataset, rule: Any) -> Dataset:
             mask = splits == position
             if mask.any():
                 file = join(target, name, f"part-{PurePosixPath(path).stem}-{index:05d}.parquet")
-                with open_binary(file, "wb") as handle:
-                    write_parquet(table.filter(pa.array(mask)), handle)
+                write_parquet(table.filter(pa.array(mask)), file)
 
     parts = row_groups(data, source)
     with job:
