@@ -65,6 +65,49 @@ def test_second_run_is_fully_cached_and_reuses_the_artifacts(project):
     assert run.steps[1].inputs["x"].id == run.steps[0].outputs["output"].id
 
 
+def test_a_step_with_the_key_of_one_this_run_computed_reuses_its_outputs(project):
+    pipeline = Pipeline("repeats")
+    a = pipeline.add_step(demo_steps.produce(n=3))
+    first = pipeline.add_step(demo_steps.passthrough(x=a).with_name("first"))
+    # the same code on the same input content: the cache key of "first"
+    pipeline.add_step(demo_steps.passthrough(x=first).with_name("again"))
+    # siblings with one key are both unblocked (recorded as running) at once: both run
+    pipeline.add_step(demo_steps.double(x=a).with_name("left"))
+    pipeline.add_step(demo_steps.double(x=a).with_name("right"))
+    result = pipeline.run()
+    assert {n: s.state for n, s in result.steps.items()} == {
+        "produce": "completed",
+        "first": "completed",
+        "again": "cached",
+        "left": "completed",
+        "right": "completed",
+    }
+    assert result.load("again") == [0, 1, 2]
+    run = metadata(project).get_run(result.run_id)
+    assert run.status == "completed"
+    steps = {s.step: s for s in run.steps}
+    assert {s.state for s in run.steps} == {"completed", "cached"}  # nothing left "running"
+    assert steps["again"].cached_from == steps["first"].execution_id
+    assert steps["again"].outputs["output"].uri == steps["first"].outputs["output"].uri
+
+
+def test_ctrl_c_marks_the_steps_recorded_as_running_but_not_begun_as_interrupted(project):
+    pipeline = Pipeline("interrupted")
+    a = pipeline.add_step(demo_steps.produce(n=3))
+    # both are recorded as running in the write of produce's end; Ctrl-C comes in the first
+    pipeline.add_step(demo_steps.press_ctrl_c(x=a))
+    pipeline.add_step(demo_steps.passthrough(x=a))
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run()
+    (listed,) = metadata(project).list_runs("interrupted")
+    run = metadata(project).get_run(listed.run_id)
+    assert run.status == "failed"
+    states = {s.step: (s.state, s.error) for s in run.steps}
+    assert states["produce"] == ("completed", "")
+    assert states["press_ctrl_c"] == ("failed", "interrupted (Ctrl-C)")
+    assert states["passthrough"] == ("failed", "interrupted (Ctrl-C)")
+
+
 def test_changed_parameters_rerun_the_step_and_everything_downstream(project):
     demo_steps.chain().run()
     pipeline = Pipeline("chain")

@@ -182,10 +182,14 @@ class Engine:
     def end(self, failure: BaseException | None) -> tuple[RunResult, BaseException | None]:
         """Record how the run ended; returns its result and the error to raise, if any."""
         self._alive.set()
-        for execution_id in self.prestarted.values():  # unblocked, then the run was stopped
-            self.metadata.fail_step(
-                self.spec.run_id, execution_id, "not run: the run was stopped first"
-            )
+        # recorded as running when unblocked, then the run stopped before they began
+        why = (
+            "interrupted (Ctrl-C)"
+            if isinstance(failure, KeyboardInterrupt)
+            else "not run: the run was stopped first"
+        )
+        for execution_id in self.prestarted.values():
+            self.metadata.fail_step(self.spec.run_id, execution_id, why)
         self.metadata.record_cached(self.spec.run_id, self.cached)
         for name in self.pipeline_steps:
             if name not in self.results:  # never reached: the run stopped before
@@ -336,6 +340,8 @@ class Engine:
         started = time.perf_counter()
         inputs = self.inputs_of(step_spec)
         key = cache_key(step_spec, self.classes[step_spec.name], inputs)
+        if step_spec.name in self.prestarted:  # recorded as running on a cache miss: it runs
+            return inputs, key, None
         hit = self._cache_hit(step_spec, key)
         if hit is None:
             return inputs, key, None
@@ -377,6 +383,7 @@ class Engine:
         self,
         step_spec: StepSpec,
         inputs: dict[str, ArtifactRecord],
+        key: str,
         execution_id: int,
         outcome: dict[str, dict[str, ArtifactRecord]],
     ) -> Callable[[], None]:
@@ -395,7 +402,7 @@ class Engine:
                     self.step_backend(step_spec),
                     self.artifacts,
                 )
-            outcome["outputs"] = self._complete(step_spec, execution_id, published)
+            outcome["outputs"] = self._complete(step_spec, execution_id, published, key)
 
         return execute
 
@@ -407,7 +414,7 @@ class Engine:
             return cached
         execution_id = self.start(step_spec, inputs, key)
         outcome: dict[str, dict[str, ArtifactRecord]] = {}
-        execute = self.executor(step_spec, inputs, execution_id, outcome)
+        execute = self.executor(step_spec, inputs, key, execution_id, outcome)
         try:
             if isinstance(backend, BaseTrainingBackend):
                 backend.run_step(
@@ -439,11 +446,17 @@ class Engine:
         return StepResult(step_spec.name, State.COMPLETED, outcome["outputs"], seconds)
 
     def _complete(
-        self, step_spec: StepSpec, execution_id: int, published: dict[str, tuple[str, str, str]]
+        self,
+        step_spec: StepSpec,
+        execution_id: int,
+        published: dict[str, tuple[str, str, str]],
+        key: str,
     ) -> dict[str, ArtifactRecord]:
         """Record a step's outputs; when steps run one at a time, record the steps this one
         unblocks, and the ready step that runs next, as running in the same write (one
-        metadata transaction per step, in a chain and in a wide DAG alike)."""
+        metadata transaction per step, in a chain and in a wide DAG alike). The step becomes
+        the cache's entry for its key: a later step of this run with the same key (the same
+        code, parameters and input content) reuses its outputs, as a later run would."""
         starts: list[StepStart] = []
         if self.parallelism == 1:
             unblocked = [n for n in self.dependents.get(step_spec.name, []) if self.waiting[n] == 1]
@@ -459,15 +472,22 @@ class Engine:
                         if upstream == step_spec.name
                         else self.results[upstream].outputs[output]
                     )
-                key = cache_key(dependent, self.classes[name], inputs)
-                if self._cache_hit(dependent, key) is None:
-                    starts.append(
-                        StepStart(name, key, self.backend_name(dependent), dependent.source, inputs)
-                    )
+                dependent_key = cache_key(dependent, self.classes[name], inputs)
+                if dependent_key != key and self._cache_hit(dependent, dependent_key) is None:
+                    backend = self.backend_name(dependent)
+                    starts.append(StepStart(name, dependent_key, backend, dependent.source, inputs))
         records, ids = self.metadata.complete_and_start(
             self.spec.run_id, execution_id, published, starts
         )
         self.prestarted.update({start.step: i for start, i in zip(starts, ids, strict=True)})
+        self.lookups[key] = StepRecord(
+            execution_id,
+            step_spec.name,
+            State.COMPLETED,
+            key,
+            self.backend_name(step_spec),
+            outputs=records,
+        )
         return records
 
     def recorded_step(self, execution_id: int) -> StepRecord | None:
@@ -560,7 +580,7 @@ class StepScheduler:
             self.request.spec,
             name,
             execution_id,
-            engine.executor(step_spec, inputs, execution_id, outcome),
+            engine.executor(step_spec, inputs, key, execution_id, outcome),
             self.request,
         )
         self._running[name] = request
