@@ -3,6 +3,8 @@ chain and as a wide DAG (one step feeding N-1 others).
 
 fixed cost = the N=1 first run's process time; per-step cost = slope between N=1 and N=50,
 first run (every step executes and is recorded) and fully cached (every step is a cache hit).
+Each step has its own parameter, as the steps of a pipeline differ: the same code on the same
+input content has one cache key, and a step would reuse the one before it.
 The same pipelines in Kedro (its SequentialRunner, in-memory datasets; it has no cache), in the
 venv of its own that ``./dev bench`` makes (``ZENML_BENCH_KEDRO_PYTHON``), run interleaved
 with ours: the rows give both and their ratio.
@@ -30,15 +32,15 @@ SCRIPT = textwrap.dedent("""
     from zenml_core import Pipeline, step
 
     @step
-    def noop(x: int) -> int:
+    def noop(x: int, index: int) -> int:
         return x
 
     n, shape = int(sys.argv[1]), sys.argv[2]
     pipeline = Pipeline(shape)
-    root = previous = pipeline.add_step(noop(x=0).with_name("s0"))
+    root = previous = pipeline.add_step(noop(x=0, index=0).with_name("s0"))
     for i in range(1, n):
         upstream = previous if shape == "chain" else root
-        previous = pipeline.add_step(noop(x=upstream).with_name(f"s{i}"))
+        previous = pipeline.add_step(noop(x=upstream, index=i).with_name(f"s{i}"))
     result = pipeline.run()
     assert result.status == "completed", result.status
 """)
