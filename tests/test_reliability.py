@@ -16,6 +16,7 @@ import yaml
 from zenml_core.artifacts.base import MANIFEST, fingerprint
 from zenml_core.artifacts.local import STAGING
 from zenml_core.metadata import SQLiteMetadataStore
+from zenml_core.testing import terminal_sigint
 
 SUPPORT = Path(__file__).parent / "support"
 
@@ -46,12 +47,6 @@ def _environment(**extra: str) -> dict[str, str]:
     return env
 
 
-def _default_sigint() -> None:
-    # a background job (CI's nohup, `cmd &`) inherits SIGINT ignored, and Python then installs
-    # no KeyboardInterrupt handler: give the child what a terminal user's process has
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 def _start(project: Path, pipeline_file: Path, *args: str, **env: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "zenml_core", "run", str(pipeline_file), *args],
@@ -60,7 +55,7 @@ def _start(project: Path, pipeline_file: Path, *args: str, **env: str) -> subpro
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_default_sigint,
+        preexec_fn=terminal_sigint,
     )
 
 

@@ -19,6 +19,15 @@ from zenml_core.plugins import heavy_among
 T = TypeVar("T")
 
 
+def terminal_sigint() -> None:
+    """``preexec_fn`` for a child process a test sends Ctrl-C (SIGINT). A background job
+    (CI's nohup, ``cmd &``) inherits SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler: this gives the child what a terminal user's process has."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _in_fresh_interpreter(code: str, env: dict[str, str] | None = None) -> Any:
     """Run ``code`` in a new interpreter that imports from where this one does; the JSON it
     prints last."""

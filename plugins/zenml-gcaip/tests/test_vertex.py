@@ -16,7 +16,7 @@ import pytest
 
 from zenml_core import Pipeline
 from zenml_core.exceptions import ConfigError, StepFailedError
-from zenml_core.testing import wait_until
+from zenml_core.testing import terminal_sigint, wait_until
 from zenml_gcaip.training import VertexTrainingBackend
 
 CREATE = r"/customJobs$"
@@ -181,6 +181,7 @@ def test_ctrl_c_cancels_the_job_and_waits_for_cancelled(
     process = subprocess.Popen(
         [sys.executable, "-c", script], cwd=project, env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        preexec_fn=terminal_sigint,
     )  # fmt: skip
     try:
         jobs = loopback_google.custom_jobs

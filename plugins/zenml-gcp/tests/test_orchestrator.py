@@ -16,7 +16,7 @@ import pytest
 from zenml_core import Pipeline
 from zenml_core.backends.remote import InfrastructureFailure
 from zenml_core.exceptions import ConfigError, StepFailedError
-from zenml_core.testing import wait_until
+from zenml_core.testing import terminal_sigint, wait_until
 from zenml_core.testing.conformance import OrchestratorConformance
 from zenml_gcp.orchestrator import OrchestratorGCPBackend
 from zenml_loopback.fixtures import WORKLOAD_IMAGE
@@ -309,7 +309,7 @@ def _interrupted_run(project, stores, gcp_params, name: str, signal_number: int)
     """)  # fmt: skip
     return subprocess.Popen(
         [sys.executable, "-c", script], cwd=project, env={**os.environ, "PYTHONPATH": str(project)},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, preexec_fn=terminal_sigint,
     )  # fmt: skip
 
 

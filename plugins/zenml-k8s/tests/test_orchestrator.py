@@ -18,7 +18,7 @@ import yaml
 
 from zenml_core import Pipeline
 from zenml_core.exceptions import ConfigError, StepFailedError, ZenMLError
-from zenml_core.testing import wait_until
+from zenml_core.testing import terminal_sigint, wait_until
 from zenml_core.testing.conformance import OrchestratorConformance
 from zenml_k8s.orchestrator import KubernetesOrchestrator
 from zenml_loopback.fixtures import WORKLOAD_IMAGE, docker_mode
@@ -362,10 +362,6 @@ pipeline.run(
 """
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as a terminal gives it, even under CI
-
-
 def test_ctrl_c_deletes_the_job_and_records_the_interruption(
     project, stores, k8s_params, loopback_kubernetes
 ):
@@ -387,7 +383,7 @@ def test_ctrl_c_deletes_the_job_and_records_the_interruption(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=_default_sigint,
+        preexec_fn=terminal_sigint,
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # until the pod is running the slow step
