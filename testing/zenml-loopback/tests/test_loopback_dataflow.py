@@ -4,6 +4,7 @@ workers or failed where Dataflow would."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -238,6 +239,31 @@ def test_job_messages_page_and_filter(cloud, gcs_bucket):
     assert pages >= 3 and len(seen) == len(cloud.dataflow_messages[job["id"]])
     basic, _ = client.list_messages(job["id"], minimum_importance="JOB_MESSAGE_BASIC")
     assert basic and not any(m.message_text.startswith("step ") for m in basic)
+
+
+def test_a_job_cancelled_while_its_workers_start_stays_cancelled(cloud, gcs_bucket, tmp_path):
+    """Dataflow keeps a job cancelled during its workers' start-up CANCELLED; the emulator
+    once turned it FAILED ("the SDK harness failed to start") when the cancel landed there."""
+    import apache_beam as beam
+
+    # the harness takes 5 s to start: the cancel lands while the emulator waits for it
+    (tmp_path / "sitecustomize.py").write_text("import time\ntime.sleep(5)\n")
+    cloud.dataflow_worker_env = {**cloud.dataflow_worker_env, "PYTHONPATH": str(tmp_path)}
+    pipeline = beam.Pipeline(options=_options(cloud, gcs_bucket, "starting"))
+    pipeline | beam.Create([1]) | beam.Map(_sleeps(1))
+    result = pipeline.run()
+    job = cloud.dataflow_job("starting")
+
+    def texts() -> list[str]:
+        return [m["messageText"] for m in list(cloud.dataflow_messages[job["id"]])]
+
+    wait_until(lambda: "Workers have started successfully." in texts(), what="the start-up")
+    assert not any("began to receive work" in t for t in texts())
+    result.cancel()
+    wait_until(lambda: job["currentState"] == "JOB_STATE_CANCELLED", what="the cancellation")
+    time.sleep(8)  # past the harness's start: nothing may overwrite the state
+    assert job["currentState"] == "JOB_STATE_CANCELLED"
+    assert not any("began to receive work" in t or "failed" in t for t in texts())
 
 
 def test_a_cancelled_job_stops(cloud, gcs_bucket):

@@ -292,6 +292,8 @@ class Dataflow:
         except Exception as error:
             self._end(job, "JOB_STATE_FAILED", f"Workflow failed. Causes: staging: {error}")
             return
+        if job["currentState"] in _ENDED:
+            return  # cancelled while starting: it stays CANCELLED, as Dataflow's does
         port = free_port()
         workload = Workload(
             image=image,
@@ -307,10 +309,15 @@ class Dataflow:
         except ImageNotFound:  # the VMs are up, the SDK harness never: no worker activity
             await self._idle_until(job, deadline)
             return
+        if job["currentState"] in _ENDED:  # cancelled while the pool started
+            pool.kill()
+            return
         self._dataflow_running[job["id"]] = [pool]
         pool_ended = loop.run_in_executor(None, pool.wait)
         while not await loop.run_in_executor(None, _accepts, port):
-            if pool_ended.done() or job["currentState"] in _ENDED:
+            if job["currentState"] in _ENDED:
+                return  # cancelled meanwhile; the cancellation killed the pool
+            if pool_ended.done():
                 tail = "\n".join(pool.output().strip().splitlines()[-8:])
                 self._end(
                     job,
@@ -330,7 +337,12 @@ class Dataflow:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
-        self._dataflow_running[job["id"]].append(driver)
+        running = self._dataflow_running.get(job["id"])
+        if running is None:  # cancelled while the driver started: the pool is killed
+            driver.kill()
+            await driver.wait()
+            return
+        running.append(driver)
         output, _ = await driver.communicate()
         pool.kill()
         await pool_ended
