@@ -18,6 +18,12 @@ LOCAL_BEAM_RUNNERS = ("FnApiRunner", "BundleBasedDirectRunner")
 RUNNING_MODES = ("auto", "in_memory", "multi_processing")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, where the OS has one)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return cores or 1
+
+
 @dataclass
 class LocalOrchestrator(BaseOrchestrator):
     """Runs the whole pipeline in this Python process.
@@ -101,8 +107,8 @@ class LocalProcessingBackend(BaseProcessingBackend):
             return self.running_mode, f"running_mode={self.running_mode!r}"
         if self.num_workers == 1:
             return "in_memory", "num_workers=1"
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        if (cores or 1) <= 2:
+        cores = usable_cores()
+        if cores <= 2:
             return "in_memory", (
                 f"running_mode='auto': this machine has {cores} cores, which one process's "
                 f"Arrow threads already use; {self.num_workers} worker processes would be slower"

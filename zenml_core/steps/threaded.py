@@ -10,7 +10,6 @@ This module imports Beam: import it inside the functions that build a job.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +18,8 @@ from typing import Any
 import apache_beam as beam
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.typehints.decorators import no_annotations
+
+from zenml_core.backends.local import usable_cores
 
 
 def threaded_map(fn: Callable[..., Any], *side_inputs: Any) -> beam.ParDo:
@@ -31,8 +32,7 @@ def threaded_map(fn: Callable[..., Any], *side_inputs: Any) -> beam.ParDo:
 def threads() -> int:
     """Twice the cores this process may use: while one thread waits on a file, another
     computes (4 threads measured faster than 2 on 2 cores)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 2 * (cores or 1)
+    return 2 * usable_cores()
 
 
 class _ThreadedMap(beam.DoFn):  # type: ignore[misc]
